@@ -1,0 +1,117 @@
+//! Node settings: defaults, a TOML file whose keys mirror the command-line flags, and
+//! the flags themselves, applied in that order.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use crate::constants::{
+    CONNECTIONS_MAX_DEFAULT, CORES_MAX, IDLE_TIMEOUT_SECS_DEFAULT, PORT_DEFAULT,
+};
+
+/// Everything a node needs to start.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
+pub struct Config {
+    /// Address the listeners bind to.
+    pub bind: IpAddr,
+    /// Shared native port (0 picks a free one); per-core ports are `port + 1 + core`.
+    pub port: u16,
+    /// Per-core ports: `None` = `port + 1 + core` (or free ones when `port` is 0).
+    pub core_ports: Option<Vec<u16>>,
+    /// Number of cores (= shards); `None` = every online CPU.
+    pub cores: Option<u32>,
+    /// Directory holding the node's data and its lock file.
+    pub data_dir: PathBuf,
+    /// Most client connections the node accepts at once.
+    pub max_connections: u32,
+    /// Seconds a connection may be silent, stall mid-frame, or not read before it is closed.
+    pub idle_timeout_secs: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            bind: IpAddr::from([127, 0, 0, 1]),
+            port: PORT_DEFAULT,
+            core_ports: None,
+            cores: None,
+            data_dir: PathBuf::from("./ringkv-data"),
+            max_connections: CONNECTIONS_MAX_DEFAULT,
+            idle_timeout_secs: IDLE_TIMEOUT_SECS_DEFAULT,
+        }
+    }
+}
+
+impl Config {
+    /// Reads a TOML file; unknown keys are an error, missing ones keep their default.
+    pub fn from_file(path: &std::path::Path) -> Result<Config, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read config {}: {e}", path.display()))?;
+        toml::from_str(&text).map_err(|e| format!("invalid config {}: {e}", path.display()))
+    }
+
+    /// Checks the settings against the limits; the message says what to change.
+    pub fn validate(&self) -> Result<(), String> {
+        if let Some(cores) = self.cores {
+            if cores == 0 || cores > CORES_MAX {
+                return Err(format!(
+                    "cores must be between 1 and {CORES_MAX}, got {cores}"
+                ));
+            }
+        }
+        if self.max_connections == 0 {
+            return Err("max-connections must be at least 1".into());
+        }
+        if self.idle_timeout_secs == 0 {
+            return Err("idle-timeout-secs must be at least 1".into());
+        }
+        if let (Some(ports), Some(cores)) = (&self.core_ports, self.cores) {
+            if ports.len() != cores as usize {
+                return Err(format!(
+                    "core-ports lists {} ports for {cores} cores",
+                    ports.len()
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn toml_keys_mirror_flags() {
+        let config: Config =
+            toml::from_str("port = 9000\ncores = 2\ndata-dir = \"/tmp/x\"\nidle-timeout-secs = 5")
+                .unwrap();
+        assert_eq!(config.port, 9000);
+        assert_eq!(config.cores, Some(2));
+        assert_eq!(config.data_dir, PathBuf::from("/tmp/x"));
+        assert_eq!(config.max_connections, CONNECTIONS_MAX_DEFAULT);
+        assert!(
+            toml::from_str::<Config>("prot = 1").is_err(),
+            "unknown keys are refused"
+        );
+    }
+
+    #[test]
+    fn validate_refuses_nonsense() {
+        assert!(Config {
+            cores: Some(0),
+            ..Config::default()
+        }
+        .validate()
+        .is_err());
+        assert!(Config {
+            max_connections: 0,
+            ..Config::default()
+        }
+        .validate()
+        .is_err());
+        assert!(Config::default().validate().is_ok());
+    }
+}

@@ -1,0 +1,73 @@
+//! Every limit ringkv enforces, in one place.
+//!
+//! A limit that is not here is not a limit. Relations between limits are checked at
+//! compile time, so a change that breaks one fails the build instead of a node.
+//! Names put the qualifier last (`key_size_max`), sizes are explicit integers.
+
+/// Largest key, in bytes (native and RESP). memcached allows 250, Redis 512 MiB;
+/// 4 KiB keeps the index small and still fits every key format we have seen.
+pub const KEY_SIZE_MAX: u32 = 4 * 1024;
+
+/// Largest value, in bytes.
+pub const VALUE_SIZE_MAX: u32 = 4 * 1024 * 1024;
+
+/// Size of the fixed frame header of the native protocol.
+pub const FRAME_HEADER_SIZE: u32 = 24;
+
+/// Largest frame body (extras + key + value) of the native protocol, requests and
+/// responses alike. A response that would be larger (a big MGET) is refused with
+/// `TOO_LARGE` rather than built.
+pub const FRAME_BODY_SIZE_MAX: u32 = 8 * 1024 * 1024;
+
+/// Largest number of keys in one MGET / MSET / DEL batch.
+pub const BATCH_KEYS_MAX: u32 = 1024;
+
+/// Largest number of requests a connection may have in flight: the server parses at
+/// most this many pipelined frames before it answers them. More stay unread in the
+/// socket (TCP backpressure), they are never dropped.
+pub const PIPELINE_DEPTH_MAX: u32 = 1024;
+
+/// Largest number of keys one SCAN call may return.
+pub const SCAN_COUNT_MAX: u32 = 10_000;
+
+/// Default SCAN page size when the request says 0.
+pub const SCAN_COUNT_DEFAULT: u32 = 10;
+
+/// Default limit of open client connections per node (all ports, all cores).
+pub const CONNECTIONS_MAX_DEFAULT: u32 = 10_000;
+
+/// Default seconds a connection may stay silent (or stall mid-frame, or not read its
+/// responses) before the server closes it.
+pub const IDLE_TIMEOUT_SECS_DEFAULT: u64 = 300;
+
+/// Capacity, in messages, of each one-way channel between two cores.
+pub const CORE_CHANNEL_CAPACITY: usize = 1024;
+
+/// Largest number of requests in one message forwarded to another core.
+pub const FORWARD_BATCH_MAX: u32 = PIPELINE_DEPTH_MAX;
+
+/// Largest number of cores (and so shards) a node runs.
+pub const CORES_MAX: u32 = 256;
+
+/// Default native port; the per-core ports follow it (`port + 1 + core`).
+pub const PORT_DEFAULT: u16 = 7878;
+
+/// Milliseconds between two rounds of the active TTL sweeper on each core.
+pub const EXPIRE_SWEEP_INTERVAL_MS: u64 = 100;
+
+/// Index slots the active TTL sweeper visits per round, per core.
+pub const EXPIRE_SWEEP_SLOTS: u32 = 2_000;
+
+/// glommio io memory per executor. The locked-memory limit on our machines is 8 MiB,
+/// and each io_uring needs at least 512 KiB of it.
+pub const EXECUTOR_IO_MEMORY: usize = 512 * 1024;
+
+// A frame must be able to carry the largest key and value plus a record's extras.
+const _: () = assert!(KEY_SIZE_MAX + VALUE_SIZE_MAX + 64 <= FRAME_BODY_SIZE_MAX);
+// The key length travels as a u16 in the frame header.
+const _: () = assert!(KEY_SIZE_MAX <= u16::MAX as u32);
+// A forwarded batch never exceeds what a connection may have in flight.
+const _: () = assert!(FORWARD_BATCH_MAX <= PIPELINE_DEPTH_MAX);
+const _: () = assert!(SCAN_COUNT_DEFAULT <= SCAN_COUNT_MAX);
+// Cross-core batches are bounded by the channel capacity times the batch size.
+const _: () = assert!(CORE_CHANNEL_CAPACITY >= 64);

@@ -1,0 +1,21 @@
+//! ringkv: a shared-nothing, thread-per-core key-value node.
+//!
+//! The map (see `ARCHITECTURE.md` for the pictures):
+//! - [`constants`]: every limit, with compile-time checks of how they relate.
+//! - [`hash`]: the stable key-to-shard function clients compute too.
+//! - [`proto`]: the native binary protocol, shared by server, client and bench.
+//! - [`shard`]: one core's key space and the commands that change it; no I/O.
+//! - [`server`]: executors, listeners, connections, cross-core routing.
+//! - [`client`]: blocking and glommio clients of the native protocol.
+//! - [`config`]: node settings from flags and a TOML file.
+
+#![deny(missing_docs)]
+#![deny(clippy::unwrap_used)]
+
+pub mod client;
+pub mod config;
+pub mod constants;
+pub mod hash;
+pub mod proto;
+pub mod server;
+pub mod shard;

@@ -1,0 +1,201 @@
+//! One core: its shard, its links to the other cores, and the routing of commands.
+//!
+//! A command for a key this core owns runs here, synchronously. A command for another
+//! core's key travels in a [`Forward`] batch over glommio's channel mesh; the owner runs
+//! it and sends a [`Returned`] batch back. Requests and replies use two separate meshes,
+//! so a core waiting to send a reply can never be blocked by requests queued behind it:
+//! replies are always drained.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use glommio::channels::channel_mesh::{Receivers, Senders};
+use glommio::channels::local_channel::{self, LocalSender};
+
+use super::stats::{self, CoreCounters};
+use crate::config::Config;
+use crate::proto::Topology;
+use crate::shard::{Command, MemoryLog, Reply, Shard, ShardError, SystemClock};
+
+/// Commands one core asks another to run.
+pub struct Forward {
+    /// Core that sent them (and wants the replies).
+    pub from: usize,
+    /// Identifies the waiting batch on the sender.
+    pub token: u64,
+    /// The commands, run in this order.
+    pub commands: Vec<Command>,
+}
+
+/// Replies to a [`Forward`], in the same order.
+pub struct Returned {
+    /// The token of the [`Forward`].
+    pub token: u64,
+    /// One reply per command.
+    pub replies: Vec<Reply>,
+}
+
+/// Replies on their way back from another core.
+pub struct Pending {
+    rx: local_channel::LocalReceiver<Vec<Reply>>,
+    n: usize,
+}
+
+impl Pending {
+    /// The replies, in the order of the commands sent.
+    pub async fn wait(self) -> Vec<Reply> {
+        match self.rx.recv().await {
+            Some(replies) => replies,
+            // Only when the node is tearing down its mesh.
+            None => vec![Reply::Error(ShardError::Io("core channel closed".into())); self.n],
+        }
+    }
+}
+
+/// The shard type a node runs.
+pub type NodeShard = Shard<MemoryLog, SystemClock>;
+
+/// Everything one core owns. Lives in an `Rc` on its executor; never crosses threads.
+pub struct Core {
+    /// This core's index, which is also its shard number.
+    pub id: usize,
+    /// Number of cores (= shards).
+    pub count: usize,
+    /// The shard.
+    pub shard: RefCell<NodeShard>,
+    /// Counters of every core (this core writes only its own).
+    pub counters: Arc<Vec<CoreCounters>>,
+    /// What `TOPOLOGY` answers.
+    pub topology: Topology,
+    /// Node settings.
+    pub config: Config,
+    /// Set once, by the signal thread, when the node must stop.
+    pub shutdown: Arc<AtomicBool>,
+    /// When the node started.
+    pub started: Instant,
+    requests: Senders<Forward>,
+    replies: Senders<Returned>,
+    waiting: RefCell<HashMap<u64, LocalSender<Vec<Reply>>>>,
+    next_token: Cell<u64>,
+}
+
+impl Core {
+    /// Builds the core once both meshes are joined.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        id: usize,
+        count: usize,
+        counters: Arc<Vec<CoreCounters>>,
+        topology: Topology,
+        config: Config,
+        shutdown: Arc<AtomicBool>,
+        requests: Senders<Forward>,
+        replies: Senders<Returned>,
+    ) -> Rc<Core> {
+        Rc::new(Core {
+            id,
+            count,
+            shard: RefCell::new(Shard::new(MemoryLog::default(), SystemClock)),
+            counters,
+            topology,
+            config,
+            shutdown,
+            started: Instant::now(),
+            requests,
+            replies,
+            waiting: RefCell::new(HashMap::new()),
+            next_token: Cell::new(1),
+        })
+    }
+
+    /// This core's counters.
+    pub fn counters(&self) -> &CoreCounters {
+        &self.counters[self.id]
+    }
+
+    /// True once the node has been asked to stop.
+    pub fn stopping(&self) -> bool {
+        self.shutdown.load(Ordering::Relaxed)
+    }
+
+    /// Resolves when the node has been asked to stop.
+    pub async fn stopped(&self) {
+        while !self.stopping() {
+            glommio::timer::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Runs commands on this core's shard, in order.
+    pub fn run_local(&self, commands: impl IntoIterator<Item = Command>) -> Vec<Reply> {
+        let mut shard = self.shard.borrow_mut();
+        commands.into_iter().map(|cmd| shard.apply(cmd)).collect()
+    }
+
+    /// Sends commands to core `to`; await the returned [`Pending`] for the replies.
+    /// Send to every core first, then wait, so the cores work in parallel.
+    pub async fn forward(&self, to: usize, commands: Vec<Command>) -> Pending {
+        let n = commands.len();
+        let token = self.next_token.get();
+        self.next_token.set(token + 1);
+        let (tx, rx) = local_channel::new_bounded(1);
+        self.waiting.borrow_mut().insert(token, tx);
+        stats::bump(&self.counters().forward_batches);
+        stats::add(&self.counters().requests_forwarded, n as u64);
+        if self
+            .requests
+            .send_to(
+                to,
+                Forward {
+                    from: self.id,
+                    token,
+                    commands,
+                },
+            )
+            .await
+            .is_err()
+        {
+            self.waiting.borrow_mut().remove(&token);
+        }
+        Pending { rx, n }
+    }
+
+    /// Serves the commands other cores forward here, until the senders close.
+    pub fn spawn_mesh_tasks(
+        self: &Rc<Self>,
+        mut requests: Receivers<Forward>,
+        mut replies: Receivers<Returned>,
+    ) {
+        for (_, stream) in requests.streams() {
+            let core = self.clone();
+            glommio::spawn_local(async move {
+                while let Some(batch) = stream.recv().await {
+                    let replies = core.run_local(batch.commands);
+                    let back = Returned {
+                        token: batch.token,
+                        replies,
+                    };
+                    if core.replies.send_to(batch.from, back).await.is_err() {
+                        break;
+                    }
+                }
+            })
+            .detach();
+        }
+        for (_, stream) in replies.streams() {
+            let core = self.clone();
+            glommio::spawn_local(async move {
+                while let Some(returned) = stream.recv().await {
+                    if let Some(tx) = core.waiting.borrow_mut().remove(&returned.token) {
+                        // The waiter may be gone (its connection closed); that is fine.
+                        let _ = tx.try_send(returned.replies);
+                    }
+                }
+            })
+            .detach();
+        }
+    }
+}

@@ -1,0 +1,294 @@
+//! What a shard can be asked to do, and what it answers.
+//!
+//! Both front-ends (native and RESP) translate their requests into these commands;
+//! multi-key requests are split per owning shard before they get here. Every command
+//! names at most one key, except the whole-shard ones (`Scan`, `Count`, `Flush`,
+//! `RandomKey`, `Stats`).
+
+use bytes::Bytes;
+
+/// When a value expires.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Expiry {
+    /// Leave the current expiry as it is (`KEEPTTL`, `INCR`, `APPEND`).
+    Keep,
+    /// No expiry (`PERSIST`, a plain `SET`).
+    Never,
+    /// At this Unix time in milliseconds; a time not in the future deletes the key.
+    AtMs(i64),
+    /// After this many milliseconds from now; zero or negative deletes the key.
+    AfterMs(i64),
+}
+
+/// Condition a write or delete must meet to happen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cond {
+    /// Always.
+    Always,
+    /// Only if the key is absent.
+    IfAbsent,
+    /// Only if the key is present.
+    IfPresent,
+    /// Only if the key is present with exactly this version.
+    IfVersion(u64),
+}
+
+/// Condition of an expiry change (Redis 7 `EXPIRE ... NX|XX|GT|LT`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExpireCond {
+    /// Always.
+    Always,
+    /// Only if the key has no expiry.
+    Nx,
+    /// Only if the key has an expiry.
+    Xx,
+    /// Only if the new expiry is later (no expiry counts as infinite).
+    Gt,
+    /// Only if the new expiry is earlier (no expiry counts as infinite).
+    Lt,
+}
+
+/// A command for one shard.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Command {
+    /// Read a value.
+    Get {
+        /// Key.
+        key: Bytes,
+    },
+    /// Read a value and change its expiry (`GETEX`).
+    GetEx {
+        /// Key.
+        key: Bytes,
+        /// New expiry; `Keep` makes this a plain read.
+        expiry: Expiry,
+    },
+    /// Read a value and delete it (`GETDEL`).
+    GetDel {
+        /// Key.
+        key: Bytes,
+    },
+    /// Write a value.
+    Set {
+        /// Key.
+        key: Bytes,
+        /// Value.
+        value: Bytes,
+        /// Expiry of the new value.
+        expiry: Expiry,
+        /// Condition.
+        cond: Cond,
+        /// Return the previous value (`SET ... GET`, `GETSET`).
+        get_old: bool,
+    },
+    /// Delete a key.
+    Delete {
+        /// Key.
+        key: Bytes,
+        /// `Always` or `IfVersion`.
+        cond: Cond,
+    },
+    /// Change a key's expiry.
+    Expire {
+        /// Key.
+        key: Bytes,
+        /// New expiry (`Never` persists).
+        expiry: Expiry,
+        /// Condition.
+        cond: ExpireCond,
+    },
+    /// Remaining time to live.
+    Ttl {
+        /// Key.
+        key: Bytes,
+    },
+    /// Add to a decimal 64-bit integer value (absent = 0).
+    IncrBy {
+        /// Key.
+        key: Bytes,
+        /// Amount.
+        delta: i64,
+    },
+    /// Add to a decimal floating-point value (absent = 0).
+    IncrByFloat {
+        /// Key.
+        key: Bytes,
+        /// Amount.
+        delta: f64,
+    },
+    /// Append to a value (absent = empty).
+    Append {
+        /// Key.
+        key: Bytes,
+        /// Bytes appended.
+        value: Bytes,
+    },
+    /// Overwrite part of a value, zero-padding as needed.
+    SetRange {
+        /// Key.
+        key: Bytes,
+        /// Byte offset.
+        offset: u32,
+        /// Bytes written.
+        value: Bytes,
+    },
+    /// One page of keys.
+    Scan {
+        /// Slot to start from (0 for the first page).
+        cursor: u64,
+        /// Most keys to return.
+        count: u32,
+        /// Only keys with this prefix.
+        prefix: Bytes,
+    },
+    /// Number of keys.
+    Count,
+    /// Delete every key.
+    Flush,
+    /// Any one key.
+    RandomKey,
+    /// Counters.
+    Stats,
+}
+
+impl Command {
+    /// The key this command reads or writes, if it names one.
+    pub fn key(&self) -> Option<&Bytes> {
+        use Command::*;
+        match self {
+            Get { key }
+            | GetEx { key, .. }
+            | GetDel { key }
+            | Set { key, .. }
+            | Delete { key, .. }
+            | Expire { key, .. }
+            | Ttl { key }
+            | IncrBy { key, .. }
+            | IncrByFloat { key, .. }
+            | Append { key, .. }
+            | SetRange { key, .. } => Some(key),
+            Scan { .. } | Count | Flush | RandomKey | Stats => None,
+        }
+    }
+
+    /// True when the command may change the shard (and so produce a log record).
+    pub fn is_write(&self) -> bool {
+        use Command::*;
+        match self {
+            Get { .. } | Ttl { .. } | Scan { .. } | Count | RandomKey | Stats => false,
+            GetEx { expiry, .. } => *expiry != Expiry::Keep,
+            GetDel { .. }
+            | Set { .. }
+            | Delete { .. }
+            | Expire { .. }
+            | IncrBy { .. }
+            | IncrByFloat { .. }
+            | Append { .. }
+            | SetRange { .. }
+            | Flush => true,
+        }
+    }
+}
+
+/// Why a command failed without changing anything.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ShardError {
+    /// The value is not a decimal 64-bit integer.
+    NotInteger,
+    /// The value is not a valid float.
+    NotFloat,
+    /// The operation would overflow a 64-bit integer.
+    Overflow,
+    /// The result would be NaN or infinite.
+    NanOrInfinity,
+    /// The resulting value would exceed `VALUE_SIZE_MAX`.
+    ValueTooLarge,
+    /// The log could not take the change: the disk is full. Nothing changed.
+    NoSpace,
+    /// The log could not take the change: an I/O error. Nothing changed.
+    Io(String),
+}
+
+/// Counters of one shard; `STATS` sums them over all shards.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ShardStats {
+    /// Live keys.
+    pub keys: u64,
+    /// Sum of key lengths.
+    pub key_bytes: u64,
+    /// Sum of value lengths.
+    pub value_bytes: u64,
+    /// Read commands.
+    pub reads: u64,
+    /// Reads that found the key.
+    pub hits: u64,
+    /// Reads that did not.
+    pub misses: u64,
+    /// Write commands applied.
+    pub writes: u64,
+    /// Keys removed by expiry (lazily or by the sweeper).
+    pub expired: u64,
+    /// Keys with an expiry.
+    pub keys_with_ttl: u64,
+}
+
+/// A shard's answer to one command.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Reply {
+    /// A value and its version.
+    Value {
+        /// The value.
+        value: Bytes,
+        /// Its version.
+        version: u64,
+    },
+    /// No such key.
+    NotFound,
+    /// The write or delete happened.
+    Done {
+        /// The new version (for a delete, the version of the deletion record).
+        version: u64,
+        /// The previous value, when asked for or removed (`GETDEL`).
+        old: Option<Bytes>,
+    },
+    /// The condition was not met; nothing changed.
+    CondFailed {
+        /// Version of the current value, if there is one.
+        version: Option<u64>,
+        /// The current value, when `get_old` was asked for.
+        old: Option<Bytes>,
+    },
+    /// The key exists; whether its expiry changed (`NotFound` when it does not exist).
+    Applied(bool),
+    /// Remaining time to live of a present key: `None` = no expiry.
+    Ttl(Option<u64>),
+    /// New integer value after `IncrBy`.
+    Integer {
+        /// The value.
+        value: i64,
+        /// Its version.
+        version: u64,
+    },
+    /// New length after `Append` / `SetRange`.
+    Length {
+        /// The length.
+        len: u64,
+        /// The version.
+        version: u64,
+    },
+    /// One page of keys; `next` is `None` when the shard has no more.
+    Keys {
+        /// Cursor of the next page.
+        next: Option<u64>,
+        /// The keys.
+        keys: Vec<Bytes>,
+    },
+    /// A count (`Count`, `Flush` returns the number removed).
+    Count(u64),
+    /// A key, for `RandomKey` (`None` when empty).
+    Key(Option<Bytes>),
+    /// Counters.
+    Stats(ShardStats),
+    /// The command failed.
+    Error(ShardError),
+}

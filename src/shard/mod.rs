@@ -1,0 +1,660 @@
+//! The shard: one core's slice of the key space and the only code that changes it.
+//!
+//! A shard is plain synchronous code: [`Shard::apply`] takes a [`Command`] and returns
+//! a [`Reply`]. It does no I/O of its own: every change goes through the [`Log`] seam
+//! first (the durable log on a node, an in-memory twin in tests), and time comes from
+//! a [`Clock`]. The server drives it from a glommio executor; tests and a future
+//! deterministic simulation drive it directly. It must never await, never touch a
+//! socket, and never be shared between cores.
+
+pub mod clock;
+pub mod command;
+pub mod index;
+
+use bytes::{Bytes, BytesMut};
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use command::{Command, Cond, ExpireCond, Expiry, Reply, ShardError, ShardStats};
+use index::{Entry, Index};
+
+use crate::constants::{SCAN_COUNT_DEFAULT, SCAN_COUNT_MAX, VALUE_SIZE_MAX};
+
+/// A change to the shard, as handed to the log before it is applied.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Mutation<'a> {
+    /// Store a value.
+    Put {
+        /// Key.
+        key: &'a [u8],
+        /// Value.
+        value: &'a [u8],
+        /// Expiry in Unix ms; 0 = never.
+        expire_at_ms: u64,
+    },
+    /// Remove a key.
+    Delete {
+        /// Key.
+        key: &'a [u8],
+    },
+    /// Change only a key's expiry.
+    Touch {
+        /// Key.
+        key: &'a [u8],
+        /// Expiry in Unix ms; 0 = never.
+        expire_at_ms: u64,
+    },
+}
+
+/// Why the log refused a mutation; the shard then leaves its state unchanged.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LogError {
+    /// The disk is full.
+    NoSpace,
+    /// Any other I/O failure.
+    Io(String),
+}
+
+/// Where a shard's changes go before they are applied: the seam between the shard's
+/// logic and its storage (and, later, replication).
+pub trait Log {
+    /// Records a mutation and returns its sequence number: its position in the shard's
+    /// log, strictly greater than every earlier one. The shard uses it as the version.
+    fn append(&mut self, mutation: Mutation<'_>) -> Result<u64, LogError>;
+}
+
+/// A log that keeps nothing: sequence numbers only. For a node without durability and
+/// for tests of the shard's logic.
+#[derive(Debug, Default)]
+pub struct MemoryLog {
+    last_seq: u64,
+}
+
+impl Log for MemoryLog {
+    fn append(&mut self, _mutation: Mutation<'_>) -> Result<u64, LogError> {
+        self.last_seq += 1;
+        Ok(self.last_seq)
+    }
+}
+
+/// Outcome of a read-modify-write on the current value.
+enum Current {
+    Absent,
+    Present { slot: u32 },
+}
+
+/// One shard: index, log and clock.
+pub struct Shard<L: Log, C: Clock> {
+    index: Index,
+    log: L,
+    clock: C,
+    stats: ShardStats,
+    sweep_cursor: u32,
+    rng: u64,
+}
+
+impl<L: Log, C: Clock> Shard<L, C> {
+    /// An empty shard.
+    pub fn new(log: L, clock: C) -> Self {
+        Shard {
+            index: Index::default(),
+            log,
+            clock,
+            stats: ShardStats::default(),
+            sweep_cursor: 0,
+            rng: 0x9E37_79B9_7F4A_7C15,
+        }
+    }
+
+    /// The log (for the server's durability waits and for tests).
+    pub fn log(&self) -> &L {
+        &self.log
+    }
+
+    /// Number of keys, expired ones not yet reclaimed included.
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    /// True when the shard holds no key.
+    pub fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    /// Executes one command.
+    pub fn apply(&mut self, cmd: Command) -> Reply {
+        let now = self.clock.now_ms();
+        let is_read = !cmd.is_write() && cmd.key().is_some();
+        let reply = match cmd {
+            Command::Get { key } => self.get(&key, now),
+            Command::GetEx { key, expiry } => self.get_ex(&key, expiry, now),
+            Command::GetDel { key } => self.get_del(&key, now),
+            Command::Set {
+                key,
+                value,
+                expiry,
+                cond,
+                get_old,
+            } => self.set(key, value, expiry, cond, get_old, now),
+            Command::Delete { key, cond } => self.delete(&key, cond, now),
+            Command::Expire { key, expiry, cond } => self.expire(&key, expiry, cond, now),
+            Command::Ttl { key } => match self.live(&key, now) {
+                Current::Absent => Reply::NotFound,
+                Current::Present { slot } => {
+                    let at = self.entry(slot).expire_at_ms;
+                    Reply::Ttl((at != 0).then(|| at.saturating_sub(now)))
+                }
+            },
+            Command::IncrBy { key, delta } => self.incr_by(key, delta, now),
+            Command::IncrByFloat { key, delta } => self.incr_by_float(key, delta, now),
+            Command::Append { key, value } => self.append(key, &value, now),
+            Command::SetRange { key, offset, value } => self.set_range(key, offset, &value, now),
+            Command::Scan {
+                cursor,
+                count,
+                prefix,
+            } => self.scan(cursor, count, &prefix, now),
+            Command::Count => Reply::Count(self.index.len() as u64),
+            Command::Flush => self.flush(),
+            Command::RandomKey => self.random_key(now),
+            Command::Stats => Reply::Stats(self.stats()),
+        };
+        if is_read {
+            self.stats.reads += 1;
+            match reply {
+                Reply::NotFound => self.stats.misses += 1,
+                Reply::Value { .. } | Reply::Ttl(_) => self.stats.hits += 1,
+                _ => {}
+            }
+        }
+        reply
+    }
+
+    /// Counters, with the gauges filled in.
+    pub fn stats(&self) -> ShardStats {
+        ShardStats {
+            keys: self.index.len() as u64,
+            key_bytes: self.index.key_bytes(),
+            value_bytes: self.index.value_bytes(),
+            ..self.stats.clone()
+        }
+    }
+
+    /// Removes expired keys among the next `slots` slots, continuing where the last
+    /// call stopped; returns how many it removed. The server calls it on a timer, so
+    /// keys that are never read again still go away.
+    pub fn sweep_expired(&mut self, slots: u32) -> u32 {
+        let now = self.clock.now_ms();
+        let end = self.index.slot_count();
+        let mut removed = 0;
+        for _ in 0..slots.min(end) {
+            if self.sweep_cursor >= end {
+                self.sweep_cursor = 0;
+            }
+            let slot = self.sweep_cursor;
+            self.sweep_cursor += 1;
+            if self.index.get(slot).is_some_and(|e| e.is_expired(now)) {
+                self.expire_slot(slot);
+                removed += 1;
+            }
+        }
+        removed
+    }
+
+    fn entry(&self, slot: u32) -> &Entry {
+        self.index.get(slot).expect("slot from find is live")
+    }
+
+    /// Finds a key, reclaiming it first if it has expired.
+    fn live(&mut self, key: &[u8], now: u64) -> Current {
+        match self.index.find(key) {
+            None => Current::Absent,
+            Some(slot) if self.entry(slot).is_expired(now) => {
+                self.expire_slot(slot);
+                Current::Absent
+            }
+            Some(slot) => Current::Present { slot },
+        }
+    }
+
+    /// Drops an expired key. Expiry needs no log record: the expiry time is in the
+    /// record that set it, so recovery drops the key too.
+    fn expire_slot(&mut self, slot: u32) {
+        let entry = self.index.remove(slot);
+        self.stats.expired += 1;
+        if entry.expire_at_ms != 0 {
+            self.stats.keys_with_ttl -= 1;
+        }
+    }
+
+    fn log_error(err: LogError) -> Reply {
+        Reply::Error(match err {
+            LogError::NoSpace => ShardError::NoSpace,
+            LogError::Io(message) => ShardError::Io(message),
+        })
+    }
+
+    /// Resolves an expiry against the current one; `None` means "already past".
+    fn resolve(expiry: Expiry, current_at: u64, now: u64) -> Option<u64> {
+        let at = match expiry {
+            Expiry::Keep => return Some(current_at),
+            Expiry::Never => return Some(0),
+            Expiry::AtMs(at) => at,
+            Expiry::AfterMs(ms) => (now as i64).saturating_add(ms),
+        };
+        (at > now as i64).then_some(at as u64)
+    }
+
+    /// Stores `value` under `key` (slot known or not); the common end of every write.
+    fn put(
+        &mut self,
+        key: Bytes,
+        current: &Current,
+        value: Bytes,
+        expire_at_ms: u64,
+    ) -> Result<u64, LogError> {
+        let version = self.log.append(Mutation::Put {
+            key: &key,
+            value: &value,
+            expire_at_ms,
+        })?;
+        self.stats.writes += 1;
+        match *current {
+            Current::Present { slot } => {
+                let had_ttl = self.entry(slot).expire_at_ms != 0;
+                self.count_ttl(had_ttl, expire_at_ms != 0);
+                self.index.set_value(slot, value, version, expire_at_ms);
+            }
+            Current::Absent => {
+                self.count_ttl(false, expire_at_ms != 0);
+                self.index.insert(Entry {
+                    key: key.as_ref().into(),
+                    value,
+                    version,
+                    expire_at_ms,
+                });
+            }
+        }
+        Ok(version)
+    }
+
+    fn remove(&mut self, key: &[u8], slot: u32) -> Result<(u64, Entry), LogError> {
+        let version = self.log.append(Mutation::Delete { key })?;
+        self.stats.writes += 1;
+        let entry = self.index.remove(slot);
+        self.count_ttl(entry.expire_at_ms != 0, false);
+        Ok((version, entry))
+    }
+
+    fn count_ttl(&mut self, had: bool, has: bool) {
+        match (had, has) {
+            (false, true) => self.stats.keys_with_ttl += 1,
+            (true, false) => self.stats.keys_with_ttl -= 1,
+            _ => {}
+        }
+    }
+
+    fn get(&mut self, key: &[u8], now: u64) -> Reply {
+        match self.live(key, now) {
+            Current::Absent => Reply::NotFound,
+            Current::Present { slot } => {
+                let e = self.entry(slot);
+                Reply::Value {
+                    value: e.value.clone(),
+                    version: e.version,
+                }
+            }
+        }
+    }
+
+    fn get_ex(&mut self, key: &[u8], expiry: Expiry, now: u64) -> Reply {
+        let reply = self.get(key, now);
+        if let (Reply::Value { .. }, false) = (&reply, expiry == Expiry::Keep) {
+            if let Reply::Error(e) = self.expire(key, expiry, ExpireCond::Always, now) {
+                return Reply::Error(e);
+            }
+        }
+        reply
+    }
+
+    fn get_del(&mut self, key: &[u8], now: u64) -> Reply {
+        match self.live(key, now) {
+            Current::Absent => Reply::NotFound,
+            Current::Present { slot } => match self.remove(key, slot) {
+                Ok((_, entry)) => Reply::Value {
+                    value: entry.value,
+                    version: entry.version,
+                },
+                Err(e) => Self::log_error(e),
+            },
+        }
+    }
+
+    fn set(
+        &mut self,
+        key: Bytes,
+        value: Bytes,
+        expiry: Expiry,
+        cond: Cond,
+        get_old: bool,
+        now: u64,
+    ) -> Reply {
+        let current = self.live(&key, now);
+        let (cur_version, cur_at, old) = match current {
+            Current::Absent => (None, 0, None),
+            Current::Present { slot } => {
+                let e = self.entry(slot);
+                (
+                    Some(e.version),
+                    e.expire_at_ms,
+                    get_old.then(|| e.value.clone()),
+                )
+            }
+        };
+        let allowed = match cond {
+            Cond::Always => true,
+            Cond::IfAbsent => cur_version.is_none(),
+            Cond::IfPresent => cur_version.is_some(),
+            Cond::IfVersion(v) => cur_version == Some(v),
+        };
+        if !allowed {
+            return Reply::CondFailed {
+                version: cur_version,
+                old,
+            };
+        }
+        let Some(expire_at_ms) = Self::resolve(expiry, cur_at, now) else {
+            // An expiry already in the past: the write lands and vanishes at once,
+            // which is what Redis does for SET with a past EXAT.
+            return match current {
+                Current::Absent => Reply::Done { version: 0, old },
+                Current::Present { slot } => match self.remove(&key, slot) {
+                    Ok((version, _)) => Reply::Done { version, old },
+                    Err(e) => Self::log_error(e),
+                },
+            };
+        };
+        match self.put(key, &current, value, expire_at_ms) {
+            Ok(version) => Reply::Done { version, old },
+            Err(e) => Self::log_error(e),
+        }
+    }
+
+    fn delete(&mut self, key: &[u8], cond: Cond, now: u64) -> Reply {
+        let Current::Present { slot } = self.live(key, now) else {
+            return Reply::NotFound;
+        };
+        let version = self.entry(slot).version;
+        if let Cond::IfVersion(expected) = cond {
+            if expected != version {
+                return Reply::CondFailed {
+                    version: Some(version),
+                    old: None,
+                };
+            }
+        }
+        match self.remove(key, slot) {
+            Ok((version, _)) => Reply::Done { version, old: None },
+            Err(e) => Self::log_error(e),
+        }
+    }
+
+    fn expire(&mut self, key: &[u8], expiry: Expiry, cond: ExpireCond, now: u64) -> Reply {
+        let Current::Present { slot } = self.live(key, now) else {
+            return Reply::NotFound;
+        };
+        let cur = self.entry(slot).expire_at_ms;
+        let new = Self::resolve(expiry, cur, now);
+        // For GT and LT no expiry counts as infinitely far; a past time as "now".
+        let infinite = |at: u64| if at == 0 { u64::MAX } else { at };
+        let new_cmp = new.map_or(now, infinite);
+        let allowed = match cond {
+            ExpireCond::Always => true,
+            ExpireCond::Nx => cur == 0,
+            ExpireCond::Xx => cur != 0,
+            ExpireCond::Gt => new_cmp > infinite(cur),
+            ExpireCond::Lt => new_cmp < infinite(cur),
+        };
+        if !allowed {
+            return Reply::Applied(false);
+        }
+        match new {
+            None => match self.remove(key, slot) {
+                Ok(_) => Reply::Applied(true),
+                Err(e) => Self::log_error(e),
+            },
+            Some(at) => {
+                if at == cur {
+                    // PERSIST on a key without expiry changes nothing (Redis answers 0).
+                    return Reply::Applied(expiry != Expiry::Never);
+                }
+                if let Err(e) = self.log.append(Mutation::Touch {
+                    key,
+                    expire_at_ms: at,
+                }) {
+                    return Self::log_error(e);
+                }
+                self.stats.writes += 1;
+                self.count_ttl(cur != 0, at != 0);
+                self.index.set_expiry(slot, at);
+                Reply::Applied(true)
+            }
+        }
+    }
+
+    /// Read-modify-write helper: the current value (or empty), its slot and expiry.
+    fn current_value(&mut self, key: &[u8], now: u64) -> (Current, Bytes, u64) {
+        let current = self.live(key, now);
+        match current {
+            Current::Absent => (current, Bytes::new(), 0),
+            Current::Present { slot } => {
+                let e = self.entry(slot);
+                let (value, at) = (e.value.clone(), e.expire_at_ms);
+                (current, value, at)
+            }
+        }
+    }
+
+    fn incr_by(&mut self, key: Bytes, delta: i64, now: u64) -> Reply {
+        let (current, value, at) = self.current_value(&key, now);
+        let base = match current {
+            Current::Absent => 0,
+            Current::Present { .. } => match parse_i64(&value) {
+                Some(n) => n,
+                None => return Reply::Error(ShardError::NotInteger),
+            },
+        };
+        let Some(result) = base.checked_add(delta) else {
+            return Reply::Error(ShardError::Overflow);
+        };
+        let text = Bytes::from(result.to_string());
+        match self.put(key, &current, text, at) {
+            Ok(version) => Reply::Integer {
+                value: result,
+                version,
+            },
+            Err(e) => Self::log_error(e),
+        }
+    }
+
+    fn incr_by_float(&mut self, key: Bytes, delta: f64, now: u64) -> Reply {
+        let (current, value, at) = self.current_value(&key, now);
+        let base = match current {
+            Current::Absent => 0.0,
+            Current::Present { .. } => match parse_f64(&value) {
+                Some(n) => n,
+                None => return Reply::Error(ShardError::NotFloat),
+            },
+        };
+        let result = base + delta;
+        if !result.is_finite() {
+            return Reply::Error(ShardError::NanOrInfinity);
+        }
+        let text = Bytes::from(format_f64(result));
+        match self.put(key, &current, text.clone(), at) {
+            Ok(version) => Reply::Value {
+                value: text,
+                version,
+            },
+            Err(e) => Self::log_error(e),
+        }
+    }
+
+    fn append(&mut self, key: Bytes, tail: &[u8], now: u64) -> Reply {
+        let (current, value, at) = self.current_value(&key, now);
+        let len = value.len() + tail.len();
+        if len > VALUE_SIZE_MAX as usize {
+            return Reply::Error(ShardError::ValueTooLarge);
+        }
+        let mut joined = BytesMut::with_capacity(len);
+        joined.extend_from_slice(&value);
+        joined.extend_from_slice(tail);
+        match self.put(key, &current, joined.freeze(), at) {
+            Ok(version) => Reply::Length {
+                len: len as u64,
+                version,
+            },
+            Err(e) => Self::log_error(e),
+        }
+    }
+
+    fn set_range(&mut self, key: Bytes, offset: u32, patch: &[u8], now: u64) -> Reply {
+        let (current, value, at) = self.current_value(&key, now);
+        if patch.is_empty() {
+            // Redis: an empty patch changes nothing and creates nothing.
+            let version = match current {
+                Current::Present { slot } => self.entry(slot).version,
+                Current::Absent => 0,
+            };
+            return Reply::Length {
+                len: value.len() as u64,
+                version,
+            };
+        }
+        let end = offset as usize + patch.len();
+        if end > VALUE_SIZE_MAX as usize {
+            return Reply::Error(ShardError::ValueTooLarge);
+        }
+        let mut out = BytesMut::from(&value[..]);
+        if out.len() < end {
+            out.resize(end, 0);
+        }
+        out[offset as usize..end].copy_from_slice(patch);
+        let len = out.len() as u64;
+        match self.put(key, &current, out.freeze(), at) {
+            Ok(version) => Reply::Length { len, version },
+            Err(e) => Self::log_error(e),
+        }
+    }
+
+    fn scan(&mut self, cursor: u64, count: u32, prefix: &[u8], now: u64) -> Reply {
+        let count = match count {
+            0 => SCAN_COUNT_DEFAULT,
+            n => n.min(SCAN_COUNT_MAX),
+        } as usize;
+        let end = u64::from(self.index.slot_count());
+        // Bound the slots visited, so a rare prefix cannot make one call walk the
+        // whole shard: like Redis, a page may come back short (even empty).
+        let visit_max = (count as u64).saturating_mul(10);
+        let mut slot = cursor;
+        let mut keys = Vec::new();
+        while slot < end && keys.len() < count && slot - cursor < visit_max {
+            if let Some(e) = self.index.get(slot as u32) {
+                if !e.is_expired(now) && e.key.starts_with(prefix) {
+                    keys.push(Bytes::copy_from_slice(&e.key));
+                }
+            }
+            slot += 1;
+        }
+        Reply::Keys {
+            next: (slot < end).then_some(slot),
+            keys,
+        }
+    }
+
+    fn flush(&mut self) -> Reply {
+        let removed = self.index.len() as u64;
+        let mut slot = 0;
+        while slot < self.index.slot_count() {
+            if let Some(key) = self.index.get(slot).map(|e| e.key.clone()) {
+                if let Err(e) = self.remove(&key, slot) {
+                    return Self::log_error(e);
+                }
+            }
+            slot += 1;
+        }
+        self.index.clear();
+        Reply::Count(removed)
+    }
+
+    fn next_random(&mut self) -> u64 {
+        // xorshift64*: enough to pick a slot, and deterministic for tests.
+        self.rng ^= self.rng >> 12;
+        self.rng ^= self.rng << 25;
+        self.rng ^= self.rng >> 27;
+        self.rng.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn random_key(&mut self, now: u64) -> Reply {
+        let end = u64::from(self.index.slot_count());
+        if self.index.is_empty() {
+            return Reply::Key(None);
+        }
+        for _ in 0..64 {
+            let slot = (self.next_random() % end) as u32;
+            if let Some(e) = self.index.get(slot) {
+                if !e.is_expired(now) {
+                    return Reply::Key(Some(Bytes::copy_from_slice(&e.key)));
+                }
+            }
+        }
+        // Sparse slab: fall back to a walk from a random start.
+        let start = self.next_random() % end;
+        (0..end)
+            .map(|i| ((start + i) % end) as u32)
+            .find_map(|slot| {
+                self.index
+                    .get(slot)
+                    .filter(|e| !e.is_expired(now))
+                    .map(|e| Bytes::copy_from_slice(&e.key))
+            })
+            .map_or(Reply::Key(None), |k| Reply::Key(Some(k)))
+    }
+}
+
+/// Parses a decimal i64 the way Redis does: optional '-', no '+', no leading zeros,
+/// no spaces.
+pub fn parse_i64(bytes: &[u8]) -> Option<i64> {
+    let digits = bytes.strip_prefix(b"-").unwrap_or(bytes);
+    let ok = match digits {
+        [] => false,
+        [b'0'] => digits.len() == bytes.len(),
+        [first, rest @ ..] => (b'1'..=b'9').contains(first) && rest.iter().all(u8::is_ascii_digit),
+    };
+    if !ok || bytes.len() > 20 {
+        return None;
+    }
+    std::str::from_utf8(bytes).ok()?.parse().ok()
+}
+
+/// Parses a float the way Redis's INCRBYFLOAT accepts it: no spaces, finite.
+pub fn parse_f64(bytes: &[u8]) -> Option<f64> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    if text.is_empty()
+        || text.starts_with(char::is_whitespace)
+        || text.ends_with(char::is_whitespace)
+    {
+        return None;
+    }
+    let value: f64 = text.parse().ok()?;
+    value.is_finite().then_some(value)
+}
+
+/// Formats a float as the shortest decimal that reads back the same, without exponent.
+pub fn format_f64(value: f64) -> String {
+    let text = format!("{value}");
+    if text == "-0" {
+        "0".to_string()
+    } else {
+        text
+    }
+}
