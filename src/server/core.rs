@@ -39,6 +39,36 @@ pub struct Returned {
     pub replies: Vec<Reply>,
 }
 
+/// The shard commands of one batch of requests, each bound for its shard. Front-ends
+/// turn requests into parts, [`Core::run`] runs them, and the replies come back in
+/// the order the parts were pushed.
+#[derive(Default)]
+pub struct Parts {
+    shard: Vec<usize>,
+    commands: Vec<Command>,
+}
+
+impl Parts {
+    /// Adds a command for `shard`; returns its index among the replies.
+    pub fn push(&mut self, shard: usize, command: Command) -> usize {
+        self.shard.push(shard);
+        self.commands.push(command);
+        self.commands.len() - 1
+    }
+}
+
+impl Parts {
+    /// Number of parts pushed so far.
+    pub fn len(&self) -> usize {
+        self.commands.len()
+    }
+
+    /// True when no part was pushed.
+    pub fn is_empty(&self) -> bool {
+        self.commands.is_empty()
+    }
+}
+
 /// Replies on their way back from another core.
 pub struct Pending {
     rx: local_channel::LocalReceiver<Vec<Reply>>,
@@ -161,6 +191,44 @@ impl Core {
             self.waiting.borrow_mut().remove(&token);
         }
         Pending { rx, n }
+    }
+
+    /// Runs every part on its shard: this core's inline, the others' as one batch per
+    /// core, all sent before any is awaited. Replies come back in part order.
+    pub async fn run(&self, parts: Parts) -> Vec<Reply> {
+        let core = self;
+        if parts.commands.is_empty() {
+            return Vec::new();
+        }
+        let n = parts.commands.len();
+        let mut per_core: Vec<Vec<usize>> = vec![Vec::new(); core.count];
+        for (i, &shard) in parts.shard.iter().enumerate() {
+            per_core[shard].push(i);
+        }
+        let mut commands: Vec<Option<Command>> = parts.commands.into_iter().map(Some).collect();
+        let mut take = |indexes: &[usize]| -> Vec<Command> {
+            indexes.iter().filter_map(|&i| commands[i].take()).collect()
+        };
+        let mut pending = Vec::new();
+        for (to, indexes) in per_core.iter().enumerate() {
+            if to != core.id && !indexes.is_empty() {
+                pending.push((to, core.forward(to, take(indexes)).await));
+            }
+        }
+        let mut replies: Vec<Option<Reply>> = vec![None; n];
+        let local = core.run_local(take(&per_core[core.id]));
+        for (&i, reply) in per_core[core.id].iter().zip(local) {
+            replies[i] = Some(reply);
+        }
+        for (to, waiting) in pending {
+            for (&i, reply) in per_core[to].iter().zip(waiting.wait().await) {
+                replies[i] = Some(reply);
+            }
+        }
+        replies
+            .into_iter()
+            .map(|r| r.unwrap_or(Reply::Error(ShardError::Io("reply lost".into()))))
+            .collect()
     }
 
     /// Serves the commands other cores forward here, until the senders close.

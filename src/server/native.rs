@@ -17,7 +17,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 
-use super::core::Core;
+use super::core::{Core, Parts};
 use super::stats::{self, CoreCounters};
 use crate::constants::{FRAME_BODY_SIZE_MAX, PIPELINE_DEPTH_MAX};
 use crate::hash::shard_of;
@@ -75,21 +75,6 @@ enum Plan {
         id: u32,
         parts: Range<usize>,
     },
-}
-
-/// The commands of one batch, each bound for a shard.
-#[derive(Default)]
-struct Parts {
-    shard: Vec<usize>,
-    commands: Vec<Command>,
-}
-
-impl Parts {
-    fn push(&mut self, shard: usize, command: Command) -> usize {
-        self.shard.push(shard);
-        self.commands.push(command);
-        self.commands.len() - 1
-    }
 }
 
 /// Serves one connection until the peer closes, it times out, it sends a malformed
@@ -334,17 +319,17 @@ fn plan(
             one(Opcode::Incr, &key.clone(), Command::IncrBy { key, delta })
         }
         Request::MGet { keys } => {
-            let start = parts.commands.len();
+            let start = parts.len();
             for key in keys {
                 parts.push(owner(&key), Command::Get { key });
             }
             Plan::MGet {
                 id,
-                parts: start..parts.commands.len(),
+                parts: start..parts.len(),
             }
         }
         Request::MSet { pairs, ttl_ms } => {
-            let start = parts.commands.len();
+            let start = parts.len();
             let expiry = ttl_expiry(ttl_ms);
             for (key, value) in pairs {
                 let command = Command::Set {
@@ -358,7 +343,7 @@ fn plan(
             }
             Plan::MSet {
                 id,
-                parts: start..parts.commands.len(),
+                parts: start..parts.len(),
             }
         }
         Request::Scan {
@@ -390,50 +375,16 @@ fn plan(
             Plan::Scan { id, shard, part }
         }
         Request::Stats => {
-            let start = parts.commands.len();
+            let start = parts.len();
             for shard in 0..core.count {
                 parts.push(shard, Command::Stats);
             }
             Plan::Stats {
                 id,
-                parts: start..parts.commands.len(),
+                parts: start..parts.len(),
             }
         }
     }
-}
-
-/// Runs every part on its shard: this core's inline, the others' as one batch per core,
-/// all sent before any is awaited.
-async fn run_parts(core: &Core, parts: Parts) -> Vec<Reply> {
-    let n = parts.commands.len();
-    let mut per_core: Vec<Vec<usize>> = vec![Vec::new(); core.count];
-    for (i, &shard) in parts.shard.iter().enumerate() {
-        per_core[shard].push(i);
-    }
-    let mut commands: Vec<Option<Command>> = parts.commands.into_iter().map(Some).collect();
-    let mut take = |indexes: &[usize]| -> Vec<Command> {
-        indexes.iter().filter_map(|&i| commands[i].take()).collect()
-    };
-    let mut pending = Vec::new();
-    for (to, indexes) in per_core.iter().enumerate() {
-        if to != core.id && !indexes.is_empty() {
-            pending.push((to, core.forward(to, take(indexes)).await));
-        }
-    }
-    let mut replies: Vec<Option<Reply>> = vec![None; n];
-    let local = core.run_local(take(&per_core[core.id]));
-    for (&i, reply) in per_core[core.id].iter().zip(local) {
-        replies[i] = Some(reply);
-    }
-    for (to, waiting) in pending {
-        for (&i, reply) in per_core[to].iter().zip(waiting.wait().await) {
-            replies[i] = Some(reply);
-        }
-    }
-    replies
-        .into_iter()
-        .map(|r| r.unwrap_or(Reply::Error(ShardError::Io("reply lost".into()))))
-        .collect()
 }
 
 /// Plans, runs and answers one batch, appending the responses to `output` in order.
@@ -447,11 +398,7 @@ async fn execute(
         .into_iter()
         .map(|(header, request)| plan(core, &header, request, &mut parts))
         .collect();
-    let replies = if parts.commands.is_empty() {
-        Vec::new()
-    } else {
-        run_parts(core, parts).await
-    };
+    let replies = core.run(parts).await;
     for plan in plans {
         respond(core, plan, &replies, output);
     }

@@ -1,0 +1,214 @@
+//! Starting and stopping real `ringkv` processes for integration tests.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// A running node on loopback with its own temporary data dir.
+pub struct Node {
+    pub child: Option<Child>,
+    pub port: u16,
+    pub core_ports: Vec<u16>,
+    pub data_dir: PathBuf,
+    _dir: Option<tempfile::TempDir>,
+}
+
+/// A fresh data dir on the real disk (not tmpfs: O_DIRECT behaves differently there).
+pub fn temp_dir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("ringkv-test-")
+        .tempdir_in("/tmp")
+        .expect("temp dir")
+}
+
+impl Node {
+    /// Starts `ringkv serve --port 0` with `cores` cores and extra flags.
+    pub fn start(cores: u32, extra: &[&str]) -> Node {
+        let dir = temp_dir();
+        let data_dir = dir.path().join("data");
+        let mut node = Node::start_in(&data_dir, cores, extra).expect("node starts");
+        node._dir = Some(dir);
+        node
+    }
+
+    /// Starts a node on an existing data dir; `Err` carries stderr if it fails to start.
+    pub fn start_in(
+        data_dir: &std::path::Path,
+        cores: u32,
+        extra: &[&str],
+    ) -> Result<Node, String> {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ringkv"));
+        cmd.args([
+            "serve",
+            "--port",
+            "0",
+            "--cores",
+            &cores.to_string(),
+            "--data-dir",
+        ])
+        .arg(data_dir)
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+        let mut child = cmd.spawn().map_err(|e| e.to_string())?;
+        let stdout = child.stdout.take().expect("stdout");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let _ = tx.send(line);
+            }
+        });
+        let (err_tx, err_rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("[node] {line}");
+                text.push_str(&line);
+                text.push('\n');
+            }
+            let _ = err_tx.send(text);
+        });
+        // Wait for the readiness line, never a fixed sleep.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match rx.recv_timeout(Duration::from_millis(50)) {
+                Ok(line) if line.contains("ready") => {
+                    let (port, core_ports) = parse_ready(&line);
+                    return Ok(Node {
+                        child: Some(child),
+                        port,
+                        core_ports,
+                        data_dir: data_dir.to_path_buf(),
+                        _dir: None,
+                    });
+                }
+                Ok(_) => {}
+                Err(mpsc::RecvTimeoutError::Timeout) if Instant::now() < deadline => {
+                    if let Ok(Some(status)) = child.try_wait() {
+                        let stderr = err_rx
+                            .recv_timeout(Duration::from_secs(5))
+                            .unwrap_or_default();
+                        return Err(format!("node exited with {status}: {stderr}"));
+                    }
+                }
+                Err(_) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    let stderr = err_rx
+                        .recv_timeout(Duration::from_secs(5))
+                        .unwrap_or_default();
+                    return Err(format!("node did not become ready: {stderr}"));
+                }
+            }
+        }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    pub fn core_addr(&self, core: usize) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.core_ports[core]))
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().expect("running").id() as i32
+    }
+
+    /// SIGTERM, then wait for the exit status.
+    pub fn terminate(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("running");
+        // SAFETY: sending a signal to our own child process.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "node did not stop within 30 s of SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// SIGKILL: the crash.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn parse_ready(line: &str) -> (u16, Vec<u16>) {
+    let word_after = |marker: &str| -> &str {
+        let at = line
+            .find(marker)
+            .unwrap_or_else(|| panic!("no `{marker}` in ready line: {line}"));
+        line[at + marker.len()..]
+            .split_whitespace()
+            .next()
+            .expect("value after marker")
+    };
+    let port = word_after("native port ").parse().expect("port");
+    let core_ports = word_after("per-core ports ")
+        .trim_end_matches(',')
+        .split(',')
+        .map(|p| p.parse().expect("core port"))
+        .collect();
+    (port, core_ports)
+}
+
+/// Polls `f` until it returns true or `timeout` passes.
+pub fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    f()
+}
+
+/// A key owned by `shard` of `shards`, with the given tag.
+pub fn key_on_shard(shard: u32, shards: u32, tag: &str) -> Vec<u8> {
+    (0..)
+        .map(|i| format!("{tag}:{i}").into_bytes())
+        .find(|k| ringkv::hash::shard_of(k, shards) == shard)
+        .expect("some key lands on every shard")
+}
+
+/// Reads one named STATS counter.
+pub fn stat(client: &mut ringkv::client::Client, name: &str) -> u64 {
+    client
+        .stats()
+        .expect("stats")
+        .into_iter()
+        .find(|(k, _)| k == name)
+        .unwrap_or_else(|| panic!("no stat {name}"))
+        .1
+        .parse()
+        .expect("numeric stat")
+}
+
+/// Reads one STATS counter over a fresh connection.
+pub fn node_stat(node: &Node, name: &str) -> u64 {
+    let mut c = ringkv::client::Client::connect_unrouted(node.addr(), Duration::from_secs(5))
+        .expect("connect for stats");
+    stat(&mut c, name)
+}
