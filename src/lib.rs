@@ -4,6 +4,7 @@
 //! - [`constants`]: every limit, with compile-time checks of how they relate.
 //! - [`hash`]: the stable key-to-shard function clients compute too.
 //! - [`proto`]: the native binary protocol, shared by server, client and bench.
+//! - [`resp`]: the Redis protocol codec (RESP2/RESP3), for the second front-end.
 //! - [`shard`]: one core's key space and the commands that change it; no I/O.
 //! - [`server`]: executors, listeners, connections, cross-core routing.
 //! - [`client`]: blocking and glommio clients of the native protocol.
@@ -17,5 +18,6 @@ pub mod config;
 pub mod constants;
 pub mod hash;
 pub mod proto;
+pub mod resp;
 pub mod server;
 pub mod shard;
