@@ -18,3 +18,122 @@ pub use op::{
     Topology,
 };
 pub use status::Status;
+
+/// Runs the server's decoding path over arbitrary bytes, asserting its invariants.
+/// Called by the `native_frame` fuzz target and by the property tests.
+pub fn fuzz_decode(data: &[u8]) {
+    let mut buf = bytes::BytesMut::from(data);
+    let mut frames = 0usize;
+    loop {
+        match check(&buf, MAGIC_REQUEST) {
+            Ok(Some((header, len))) => {
+                assert!(
+                    len >= HEADER_SIZE && len <= buf.len(),
+                    "frame length within the buffer"
+                );
+                assert_eq!(len, HEADER_SIZE + header.body_len as usize);
+                let frame = buf.split_to(len).freeze();
+                if let Ok(request) = decode_request(&header, &frame) {
+                    // Whatever decodes must re-encode to a frame that decodes the same.
+                    let mut out = bytes::BytesMut::new();
+                    if encode_request(&mut out, header.request_id, 0, &request).is_ok() {
+                        let (h2, len2) = check(&out, MAGIC_REQUEST)
+                            .ok()
+                            .flatten()
+                            .expect("re-encoded frame is whole");
+                        assert_eq!(len2, out.len());
+                        let again =
+                            decode_request(&h2, &out.freeze()).expect("re-encoded frame decodes");
+                        assert_eq!(again, request);
+                    }
+                }
+                frames += 1;
+            }
+            Ok(None) | Err(_) => break,
+        }
+    }
+    assert!(frames <= data.len() / HEADER_SIZE);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use proptest::prelude::*;
+
+    fn key() -> impl Strategy<Value = Bytes> {
+        proptest::collection::vec(any::<u8>(), 0..40).prop_map(Bytes::from)
+    }
+
+    fn request() -> impl Strategy<Value = Request> {
+        prop_oneof![
+            key().prop_map(|key| Request::Get { key }),
+            (key(), key(), 0u64..10_000).prop_map(|(key, value, ttl_ms)| Request::Set {
+                key,
+                value,
+                ttl_ms,
+                mode: SetMode::Always
+            }),
+            (key(), key(), any::<u64>(), any::<bool>()).prop_map(
+                |(key, value, expected, delete)| Request::Cas {
+                    key,
+                    value,
+                    ttl_ms: 5,
+                    expected,
+                    delete
+                }
+            ),
+            (key(), -1000i64..1000)
+                .prop_filter("nonzero", |(_, d)| *d != 0)
+                .prop_map(|(key, delta)| Request::Incr { key, delta }),
+            proptest::collection::vec(key(), 1..20).prop_map(|keys| Request::MGet { keys }),
+            proptest::collection::vec((key(), key()), 1..20)
+                .prop_map(|pairs| Request::MSet { pairs, ttl_ms: 0 }),
+            (any::<u64>(), 0u32..1000, key()).prop_map(|(cursor, count, prefix)| Request::Scan {
+                cursor,
+                count,
+                prefix
+            }),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn random_bytes_never_panic(data in proptest::collection::vec(any::<u8>(), 0..512)) {
+            fuzz_decode(&data);
+        }
+
+        #[test]
+        fn random_bytes_after_a_valid_header_never_panic(body in proptest::collection::vec(any::<u8>(), 0..256), opcode in any::<u8>(), extras_len in 0u8..32, key_len in 0u16..64) {
+            let header = Header {
+                magic: MAGIC_REQUEST, proto_version: PROTOCOL_VERSION, opcode, extras_len, key_len,
+                flags_or_status: 0, body_len: body.len() as u32, request_id: 1, version: 0,
+            };
+            let mut data = header.encode().to_vec();
+            data.extend_from_slice(&body);
+            fuzz_decode(&data);
+        }
+
+        #[test]
+        fn requests_round_trip_and_split_anywhere(reqs in proptest::collection::vec(request(), 1..8), cut in any::<prop::sample::Index>()) {
+            let mut wire = bytes::BytesMut::new();
+            for (i, r) in reqs.iter().enumerate() {
+                encode_request(&mut wire, i as u32, 0, r).unwrap();
+            }
+            // A prefix never yields more frames than fully fit, and never an error.
+            let cut = cut.index(wire.len() + 1);
+            let mut prefix = bytes::BytesMut::from(&wire[..cut]);
+            while let Some((_, len)) = check(&prefix, MAGIC_REQUEST).unwrap() {
+                let _ = prefix.split_to(len);
+            }
+            let mut buf = wire;
+            for (i, r) in reqs.iter().enumerate() {
+                let (h, len) = check(&buf, MAGIC_REQUEST).unwrap().unwrap();
+                prop_assert_eq!(h.request_id, i as u32);
+                let frame = buf.split_to(len).freeze();
+                prop_assert_eq!(&decode_request(&h, &frame).unwrap(), r);
+            }
+            prop_assert!(buf.is_empty());
+        }
+    }
+}

@@ -1,0 +1,357 @@
+//! The hint file: a checkpoint of every live record's metadata (key, seq, expiry,
+//! location) and the log position it covers, so a restart reads the hint and scans only
+//! the log after that position. Written atomically (temp file, fdatasync, rename, sync
+//! dir); a missing or corrupt hint only costs a full scan.
+
+use std::collections::BTreeMap;
+
+use super::disk::Disk;
+use super::error::StorageError;
+use super::format::{Location, RecordKind, FORMAT_VERSION};
+use super::limits::{
+    align_up, BLOCK_SIZE, FLUSH_WRITE_SIZE_MAX, HINT_SIZE_MAX, KEY_SIZE_MAX, RECORD_ALIGN,
+    RECORD_HEADER_SIZE, RECORD_SIZE_MAX, SCAN_READ_SIZE, SEGMENT_DATA_START,
+};
+use super::log::Log;
+
+/// Name of the hint file in the shard directory.
+pub const HINT_FILE_NAME: &str = "hint.dat";
+/// Name of the hint being written, renamed over `HINT_FILE_NAME` once durable.
+pub const HINT_TEMP_FILE_NAME: &str = "hint.tmp";
+/// First 8 bytes of a hint file.
+pub const HINT_MAGIC: [u8; 8] = *b"RINGKVHT";
+
+const HEADER_SIZE: usize = 64;
+const ROW_SIZE: usize = 24;
+const ENTRY_HEADER_SIZE: usize = 40;
+
+/// What the hint knows of a segment it does not make recovery scan.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct SegmentRow {
+    pub(super) data_end: u32,
+    pub(super) seq_min: u64,
+    pub(super) seq_max: u64,
+}
+
+/// One live record in a hint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct HintEntry<'a> {
+    pub(super) kind: RecordKind,
+    pub(super) seq: u64,
+    pub(super) expiry_ms: u64,
+    pub(super) location: Location,
+    pub(super) key: &'a [u8],
+}
+
+/// A decoded, verified hint.
+pub(super) struct Hint {
+    pub(super) last_seq: u64,
+    pub(super) segment: u32,
+    pub(super) offset: u32,
+    pub(super) segments: BTreeMap<u32, SegmentRow>,
+    bytes: Vec<u8>,
+    entries_at: usize,
+    entry_count: u64,
+}
+
+fn rd_u32(b: &[u8], at: usize) -> Option<u32> {
+    b.get(at..at + 4)?.try_into().ok().map(u32::from_le_bytes)
+}
+
+fn rd_u64(b: &[u8], at: usize) -> Option<u64> {
+    b.get(at..at + 8)?.try_into().ok().map(u64::from_le_bytes)
+}
+
+fn parse_entry(b: &[u8], at: usize, last_seq: u64) -> Result<(HintEntry<'_>, usize), &'static str> {
+    let bad = "hint entry malformed";
+    let h = b.get(at..at + ENTRY_HEADER_SIZE).ok_or(bad)?;
+    let kind = match h.first().copied().and_then(RecordKind::from_code) {
+        Some(k @ (RecordKind::Put | RecordKind::Touch)) => k,
+        _ => return Err("hint entry kind"),
+    };
+    let key_size = rd_u32(h, 4).ok_or(bad)?;
+    let seq = rd_u64(h, 8).ok_or(bad)?;
+    let location = Location {
+        segment: rd_u32(h, 24).ok_or(bad)?,
+        offset: rd_u32(h, 28).ok_or(bad)?,
+        length: rd_u32(h, 32).ok_or(bad)?,
+    };
+    let zero = h.get(1..4) == Some(&[0, 0, 0][..]) && rd_u32(h, 36) == Some(0);
+    let fields_ok = zero
+        && (1..=KEY_SIZE_MAX).contains(&key_size)
+        && (1..=last_seq).contains(&seq)
+        && location.offset >= SEGMENT_DATA_START
+        && location.offset % RECORD_ALIGN == 0
+        && location.length % RECORD_ALIGN == 0
+        && (RECORD_HEADER_SIZE..=RECORD_SIZE_MAX).contains(&location.length);
+    if !fields_ok {
+        return Err(bad);
+    }
+    let key_at = at + ENTRY_HEADER_SIZE;
+    let key = b.get(key_at..key_at + key_size as usize).ok_or(bad)?;
+    let next = key_at + align_up(key_size, RECORD_ALIGN) as usize;
+    let entry = HintEntry { kind, seq, expiry_ms: rd_u64(h, 16).ok_or(bad)?, location, key };
+    Ok((entry, next))
+}
+
+impl Hint {
+    /// Decodes and verifies a whole hint file.
+    pub(super) fn decode(bytes: Vec<u8>, shard_id: u32) -> Result<Hint, &'static str> {
+        let h = bytes.get(..HEADER_SIZE).ok_or("hint shorter than its header")?;
+        let bad = "hint header malformed";
+        if h.get(0..8) != Some(&HINT_MAGIC[..]) {
+            return Err("hint magic");
+        }
+        if rd_u32(h, 60) != h.get(0..60).map(crc32c::crc32c) {
+            return Err("hint header checksum");
+        }
+        if rd_u32(h, 8) != Some(FORMAT_VERSION) || rd_u32(h, 12) != Some(shard_id) {
+            return Err("hint version or shard");
+        }
+        let last_seq = rd_u64(h, 16).ok_or(bad)?;
+        let segment = rd_u32(h, 24).ok_or(bad)?;
+        let offset = rd_u32(h, 28).ok_or(bad)?;
+        let segment_count = rd_u32(h, 32).ok_or(bad)? as usize;
+        let entry_count = rd_u64(h, 40).ok_or(bad)?;
+        let body_size = usize::try_from(rd_u64(h, 48).ok_or(bad)?).map_err(|_| bad)?;
+        let body_end = HEADER_SIZE.checked_add(body_size).ok_or(bad)?;
+        let body = bytes.get(HEADER_SIZE..body_end).ok_or("hint body truncated")?;
+        if rd_u32(&bytes, body_end) != Some(crc32c::crc32c(body)) {
+            return Err("hint body checksum");
+        }
+        let mut segments = BTreeMap::new();
+        for i in 0..segment_count {
+            let at = HEADER_SIZE + i * ROW_SIZE;
+            if at + ROW_SIZE > body_end {
+                return Err("hint segment table truncated");
+            }
+            let row = SegmentRow {
+                data_end: rd_u32(&bytes, at + 4).ok_or(bad)?,
+                seq_min: rd_u64(&bytes, at + 8).ok_or(bad)?,
+                seq_max: rd_u64(&bytes, at + 16).ok_or(bad)?,
+            };
+            segments.insert(rd_u32(&bytes, at).ok_or(bad)?, row);
+        }
+        let hint = Hint {
+            last_seq,
+            segment,
+            offset,
+            segments,
+            entries_at: HEADER_SIZE + segment_count * ROW_SIZE,
+            entry_count,
+            bytes,
+        };
+        // Verify every entry now, so iterating later cannot fail half-way.
+        let mut at = hint.entries_at;
+        for _ in 0..entry_count {
+            at = parse_entry(&hint.bytes, at, last_seq)?.1;
+            if at > body_end {
+                return Err("hint entries overrun the body");
+            }
+        }
+        if at != body_end {
+            return Err("hint body size disagrees with its entries");
+        }
+        Ok(hint)
+    }
+
+    /// The live records, in the order they were pushed.
+    pub(super) fn entries(&self) -> impl Iterator<Item = Result<HintEntry<'_>, &'static str>> {
+        let mut at = self.entries_at;
+        (0..self.entry_count).map(move |_| {
+            let (entry, next) = parse_entry(&self.bytes, at, self.last_seq)?;
+            at = next;
+            Ok(entry)
+        })
+    }
+}
+
+/// Reads the hint file: `Ok(None)` if there is none, `Err(why)` if it is unusable.
+pub(super) async fn read_hint<D: Disk>(disk: &D, shard_id: u32) -> Result<Option<Hint>, String> {
+    let file = match disk.open(HINT_FILE_NAME).await {
+        Ok(f) => f,
+        Err(StorageError::NotFound(_)) => return Ok(None),
+        Err(e) => return Err(e.to_string()),
+    };
+    let size = disk.file_size(&file).await.map_err(|e| e.to_string())?;
+    if size > HINT_SIZE_MAX || size % u64::from(BLOCK_SIZE) != 0 {
+        return Err(format!("hint file size {size} invalid"));
+    }
+    let mut bytes = Vec::new();
+    while (bytes.len() as u64) < size {
+        let len = (size - bytes.len() as u64).min(u64::from(SCAN_READ_SIZE)) as u32;
+        let chunk = disk.read_at(&file, bytes.len() as u64, len).await.map_err(|e| e.to_string())?;
+        if chunk.len() != len as usize {
+            return Err("hint file short read".to_string());
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Hint::decode(bytes, shard_id).map(Some).map_err(|why| why.to_string())
+}
+
+/// A hint being built: take it with `Log::begin_hint`, push every live record of the
+/// index (synchronously, in the same borrow of the shard), then `Log::commit_hint`.
+pub struct HintBuilder {
+    shard_id: u32,
+    last_seq: u64,
+    segment: u32,
+    offset: u32,
+    rows: Vec<(u32, SegmentRow)>,
+    entries: Vec<u8>,
+    count: u64,
+}
+
+impl HintBuilder {
+    /// Adds a live record: a Put holding a key's value, or the Touch that last changed
+    /// its expiry (both must survive compaction, so both are listed).
+    pub fn push(&mut self, kind: RecordKind, seq: u64, expiry_ms: u64, location: Location, key: &[u8]) {
+        assert!(matches!(kind, RecordKind::Put | RecordKind::Touch), "hints list live puts and touches");
+        assert!(!key.is_empty() && key.len() <= KEY_SIZE_MAX as usize);
+        assert!(seq >= 1 && seq <= self.last_seq, "hint entry newer than the hint");
+        let e = &mut self.entries;
+        e.push(kind.code());
+        e.extend_from_slice(&[0, 0, 0]);
+        e.extend_from_slice(&(key.len() as u32).to_le_bytes());
+        e.extend_from_slice(&seq.to_le_bytes());
+        e.extend_from_slice(&expiry_ms.to_le_bytes());
+        e.extend_from_slice(&location.segment.to_le_bytes());
+        e.extend_from_slice(&location.offset.to_le_bytes());
+        e.extend_from_slice(&location.length.to_le_bytes());
+        e.extend_from_slice(&0u32.to_le_bytes());
+        e.extend_from_slice(key);
+        e.resize(e.len() + (align_up(key.len() as u32, RECORD_ALIGN) as usize - key.len()), 0);
+        self.count += 1;
+    }
+
+    /// Entries pushed so far.
+    pub fn len(&self) -> u64 {
+        self.count
+    }
+
+    /// No entries pushed.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        let body_size = self.rows.len() * ROW_SIZE + self.entries.len();
+        let mut out = Vec::with_capacity(HEADER_SIZE + body_size + BLOCK_SIZE as usize);
+        out.extend_from_slice(&HINT_MAGIC);
+        out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        out.extend_from_slice(&self.shard_id.to_le_bytes());
+        out.extend_from_slice(&self.last_seq.to_le_bytes());
+        out.extend_from_slice(&self.segment.to_le_bytes());
+        out.extend_from_slice(&self.offset.to_le_bytes());
+        out.extend_from_slice(&(self.rows.len() as u32).to_le_bytes());
+        out.extend_from_slice(&0u32.to_le_bytes());
+        out.extend_from_slice(&self.count.to_le_bytes());
+        out.extend_from_slice(&(body_size as u64).to_le_bytes());
+        out.extend_from_slice(&0u32.to_le_bytes());
+        let crc = crc32c::crc32c(&out);
+        out.extend_from_slice(&crc.to_le_bytes());
+        assert_eq!(out.len(), HEADER_SIZE);
+        for (id, row) in &self.rows {
+            out.extend_from_slice(&id.to_le_bytes());
+            out.extend_from_slice(&row.data_end.to_le_bytes());
+            out.extend_from_slice(&row.seq_min.to_le_bytes());
+            out.extend_from_slice(&row.seq_max.to_le_bytes());
+        }
+        out.extend_from_slice(&self.entries);
+        let crc = crc32c::crc32c(&out[HEADER_SIZE..]);
+        out.extend_from_slice(&crc.to_le_bytes());
+        let padded = out.len().div_ceil(BLOCK_SIZE as usize) * BLOCK_SIZE as usize;
+        out.resize(padded, 0);
+        out
+    }
+}
+
+impl<D: Disk> Log<D> {
+    /// Starts a hint: captures the log position, the last seq and the segment table now.
+    /// Push the index's live records into it before any `.await`.
+    pub fn begin_hint(&self) -> HintBuilder {
+        let st = self.inner.state.borrow();
+        let (segment, offset) = match st.segments.get(&st.head) {
+            Some(h) if !h.sealed => (st.head, h.data_end),
+            // No open head: the next record goes to a segment above every current one.
+            _ => (st.segments.keys().next_back().map_or(1, |id| id + 1), SEGMENT_DATA_START),
+        };
+        let rows = st
+            .segments
+            .iter()
+            .map(|(id, s)| (*id, SegmentRow { data_end: s.data_end, seq_min: s.seq_min, seq_max: s.seq_max }))
+            .collect();
+        HintBuilder {
+            shard_id: st.shard_id,
+            last_seq: st.last_seq(),
+            segment,
+            offset,
+            rows,
+            entries: Vec::new(),
+            count: 0,
+        }
+    }
+
+    /// Makes the log durable up to the hint, then writes the hint atomically. Run it on
+    /// a low-priority task queue; appends continue meanwhile.
+    pub async fn commit_hint(&self, hint: HintBuilder) -> Result<(), StorageError> {
+        self.sync().await?;
+        let disk = &self.inner.disk;
+        match disk.remove(HINT_TEMP_FILE_NAME).await {
+            Ok(()) | Err(StorageError::NotFound(_)) => {}
+            Err(e) => return Err(e),
+        }
+        let bytes = hint.encode();
+        if bytes.len() as u64 > HINT_SIZE_MAX {
+            return Err(StorageError::TooLarge { size: bytes.len() as u64, max: HINT_SIZE_MAX });
+        }
+        let file = disk.create(HINT_TEMP_FILE_NAME, bytes.len() as u64).await?;
+        for (i, chunk) in bytes.chunks(FLUSH_WRITE_SIZE_MAX as usize).enumerate() {
+            disk.write_at(&file, (i * FLUSH_WRITE_SIZE_MAX as usize) as u64, chunk).await?;
+        }
+        disk.sync(&file).await?;
+        disk.rename(HINT_TEMP_FILE_NAME, HINT_FILE_NAME).await?;
+        disk.sync_dir().await?;
+        let mut st = self.inner.state.borrow_mut();
+        st.hint_seq = st.hint_seq.max(hint.last_seq);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn builder() -> HintBuilder {
+        HintBuilder {
+            shard_id: 2,
+            last_seq: 10,
+            segment: 3,
+            offset: 8192,
+            rows: vec![(3, SegmentRow { data_end: 8192, seq_min: 1, seq_max: 10 })],
+            entries: Vec::new(),
+            count: 0,
+        }
+    }
+
+    #[test]
+    fn hint_round_trips_and_rejects_damage() {
+        let mut b = builder();
+        let loc = Location { segment: 3, offset: 4096, length: 56 };
+        b.push(RecordKind::Put, 4, 0, loc, b"alpha");
+        b.push(RecordKind::Touch, 9, 77, Location { offset: 4152, ..loc }, b"alpha");
+        let bytes = b.encode();
+        assert_eq!(bytes.len() % BLOCK_SIZE as usize, 0);
+        let hint = Hint::decode(bytes.clone(), 2).expect("decodes");
+        assert_eq!((hint.last_seq, hint.segment, hint.offset), (10, 3, 8192));
+        let entries: Vec<_> = hint.entries().map(|e| e.expect("entry")).collect();
+        assert_eq!(entries.len(), 2);
+        assert_eq!((entries[0].kind, entries[0].seq, entries[0].key, entries[0].location), (RecordKind::Put, 4, &b"alpha"[..], loc));
+        assert_eq!((entries[1].kind, entries[1].expiry_ms), (RecordKind::Touch, 77));
+        assert!(Hint::decode(bytes.clone(), 1).is_err(), "other shard");
+        for at in [0, 20, 70, 120, 150] {
+            let mut bad = bytes.clone();
+            bad[at] ^= 0x40;
+            assert!(Hint::decode(bad, 2).is_err(), "flip at {at}");
+        }
+    }
+}

@@ -1,0 +1,517 @@
+//! Opening a log: read the hint if there is a good one, scan the segments after it, cut a
+//! torn tail, skip damage, and hand every valid record to the shard.
+
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::time::Instant;
+
+use super::disk::Disk;
+use super::error::StorageError;
+use super::format::{
+    decode_record, parse_segment_file_name, segment_file_name, HeaderBlock, Location, RecordKind,
+    ScanCursor, ScanItem, SegmentHeader, Step,
+};
+use super::hint::{read_hint, Hint};
+use super::limits::{
+    align_down, align_up, BLOCK_SIZE, FLUSH_WRITE_SIZE_MAX, SCAN_READ_SIZE, SEGMENTS_MAX,
+    SEGMENT_DATA_START,
+};
+use super::log::{Inner, Log, LogOptions, Pending, Segment, State};
+
+/// One record found by recovery, borrowed for the duration of the callback.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Recovered<'a> {
+    /// Put, Delete or Touch (never Pad).
+    pub kind: RecordKind,
+    /// Sequence number.
+    pub seq: u64,
+    /// Expiry of the record, Unix ms, 0 = never.
+    pub expiry_ms: u64,
+    /// Key.
+    pub key: &'a [u8],
+    /// The value of a Put found by the scan; `None` for a Put taken from the hint (read
+    /// it at `location` when needed) and for Delete/Touch.
+    pub value: Option<&'a [u8]>,
+    /// Where the record lives.
+    pub location: Location,
+}
+
+/// What `Log::open` found and did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RecoveryReport {
+    /// Segments in the log after recovery.
+    pub segments: u32,
+    /// Segment files whose header could not be read (kept on disk, left out of the log).
+    pub segments_unreadable: u32,
+    /// Unused preallocated segments (all-zero header) removed.
+    pub segments_removed: u32,
+    /// Records handed to the callback (hint entries included).
+    pub records: u64,
+    /// Of which came from the hint.
+    pub hint_records: u64,
+    /// The hint file was used (false: missing or rejected, full scan).
+    pub hint_used: bool,
+    /// Why a present hint file was rejected.
+    pub hint_rejected: Option<String>,
+    /// Bytes of torn tail cut (and zeroed) at the end of the last segment.
+    pub bytes_cut: u64,
+    /// Damaged records (or resynced regions) skipped in the middle of the log.
+    pub corrupt_skipped: u64,
+    /// Bytes they covered.
+    pub corrupt_bytes: u64,
+    /// Highest seq recovered; appends continue above it.
+    pub last_seq: u64,
+    /// Wall time of the recovery.
+    pub duration_us: u64,
+}
+
+/// Reads a segment through a sliding, block-aligned window.
+pub(super) struct Window<F> {
+    file: F,
+    start: u32,
+    buf: Vec<u8>,
+    limit: u32,
+}
+
+impl<F: Clone> Window<F> {
+    pub(super) fn new(file: F, limit: u32) -> Window<F> {
+        Window { file, start: 0, buf: Vec::new(), limit }
+    }
+
+    pub(super) fn get(&self, pos: u32, len: u32) -> Option<&[u8]> {
+        let from = pos.checked_sub(self.start)? as usize;
+        self.buf.get(from..from + len as usize)
+    }
+
+    async fn fill<D: Disk<File = F>>(&mut self, disk: &D, pos: u32, len: u32) -> Result<(), StorageError> {
+        let end = pos.saturating_add(len).min(self.limit);
+        let have_end = self.start + self.buf.len() as u32;
+        if pos >= self.start && end <= have_end {
+            return Ok(());
+        }
+        let keep_from = align_down(pos, BLOCK_SIZE);
+        if keep_from < self.start || keep_from > have_end {
+            self.start = keep_from;
+            self.buf.clear();
+        } else {
+            self.buf.drain(..(keep_from - self.start) as usize);
+            self.start = keep_from;
+        }
+        let read_end = align_up(self.limit, BLOCK_SIZE);
+        while self.start + (self.buf.len() as u32) < end {
+            let at = self.start + self.buf.len() as u32;
+            let want = align_up(end - at, BLOCK_SIZE).max(SCAN_READ_SIZE).min(read_end - at);
+            let bytes = disk.read_at(&self.file, u64::from(at), want).await?;
+            if bytes.len() < (end - at) as usize {
+                return Err(StorageError::Corrupt { segment: 0, offset: at, what: "segment file shorter than expected" });
+            }
+            self.buf.extend_from_slice(&bytes);
+        }
+        Ok(())
+    }
+
+    /// The next scan item. Record bytes stay available through `get` until the next call.
+    pub(super) async fn next<D: Disk<File = F>>(
+        &mut self,
+        disk: &D,
+        cursor: &mut ScanCursor,
+    ) -> Result<ScanItem, StorageError> {
+        loop {
+            match cursor.step(&self.buf, self.start) {
+                Step::Item(item) => return Ok(item),
+                Step::NeedBytes { pos, len } => {
+                    self.fill(disk, pos, len).await?;
+                    if self.get(pos, len).is_none() {
+                        return Err(StorageError::Corrupt { segment: 0, offset: pos, what: "scan made no progress" });
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Writes zeros over `[from, to)` of a segment, keeping the bytes before `from` in its
+/// block, then fdatasyncs. Used to make a cut durable.
+pub(super) async fn zero_range<D: Disk>(disk: &D, file: &D::File, from: u32, to: u32) -> Result<(), StorageError> {
+    if to <= from {
+        return Ok(());
+    }
+    let start = align_down(from, BLOCK_SIZE);
+    let end = align_up(to, BLOCK_SIZE);
+    let mut first = disk.read_at(file, u64::from(start), BLOCK_SIZE).await?;
+    first.resize(BLOCK_SIZE as usize, 0);
+    first.truncate((from - start) as usize);
+    let mut pos = start;
+    while pos < end {
+        let len = (end - pos).min(FLUSH_WRITE_SIZE_MAX);
+        let mut chunk = if pos == start { std::mem::take(&mut first) } else { Vec::new() };
+        chunk.resize(len as usize, 0);
+        disk.write_at(file, u64::from(pos), &chunk).await?;
+        pos += len;
+    }
+    disk.sync(file).await
+}
+
+/// Reads `[align_down(end), end)` of a segment: the head's partial tail block.
+pub(super) async fn tail_pending<D: Disk>(
+    disk: &D,
+    file: &D::File,
+    segment: u32,
+    end: u32,
+) -> Result<Pending, StorageError> {
+    let base = align_down(end, BLOCK_SIZE);
+    let mut bytes = Vec::new();
+    if end > base {
+        bytes = disk.read_at(file, u64::from(base), BLOCK_SIZE).await?;
+        if bytes.len() < (end - base) as usize {
+            return Err(StorageError::Corrupt { segment, offset: base, what: "tail block short" });
+        }
+        bytes.truncate((end - base) as usize);
+    }
+    let written = bytes.len();
+    Ok(Pending { segment, base, bytes, written })
+}
+
+fn random_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
+    h.finish()
+}
+
+struct Opened<F> {
+    id: u32,
+    file: F,
+    header: SegmentHeader,
+    /// Bytes of the file that can hold records (short files are cut down).
+    limit: u32,
+}
+
+/// Opens every segment and sorts them into readable, unused (zero header) and unreadable.
+async fn open_segments<D: Disk>(
+    disk: &D,
+    shard_id: u32,
+    report: &mut RecoveryReport,
+) -> Result<(Vec<Opened<D::File>>, u32), StorageError> {
+    let mut ids: Vec<u32> = disk.list().await?.iter().filter_map(|n| parse_segment_file_name(n)).collect();
+    ids.sort_unstable();
+    if ids.len() > SEGMENTS_MAX as usize {
+        return Err(StorageError::InvalidArgument("more segment files than SEGMENTS_MAX"));
+    }
+    let next_id = ids.last().map_or(1, |id| id + 1);
+    let mut opened = Vec::new();
+    let mut removed = false;
+    for id in ids {
+        let name = segment_file_name(id);
+        let file = disk.open(&name).await?;
+        let file_size = disk.file_size(&file).await?;
+        let block = disk.read_at(&file, 0, BLOCK_SIZE).await?;
+        match SegmentHeader::decode_block(&block) {
+            HeaderBlock::Valid(header) if header.shard_id == shard_id && header.segment_id == id => {
+                let limit = u64::from(header.segment_size).min(file_size - file_size % u64::from(BLOCK_SIZE));
+                opened.push(Opened { id, file, header, limit: limit as u32 });
+            }
+            HeaderBlock::Zero => {
+                // A preallocated spare, or a segment whose first flush never landed: it
+                // holds nothing acknowledged.
+                disk.remove(&name).await?;
+                report.segments_removed += 1;
+                removed = true;
+            }
+            _ => report.segments_unreadable += 1,
+        }
+    }
+    if removed {
+        disk.sync_dir().await?;
+    }
+    Ok((opened, next_id))
+}
+
+/// Per-segment facts collected by the scan.
+struct Scanned {
+    data_end: u32,
+    garbage: u64,
+    seq_min: u64,
+    seq_max: u64,
+    /// End of non-zero bytes (torn tail or damage) after `data_end`.
+    dirty_end: u32,
+    /// Damage after the last valid record (cut if last segment, else skipped).
+    trailing_damage: (u64, u64),
+}
+
+async fn scan_segment<D: Disk>(
+    disk: &D,
+    seg: &Opened<D::File>,
+    from: u32,
+    report: &mut RecoveryReport,
+    max_seq: &mut u64,
+    on_record: &mut impl FnMut(&Recovered<'_>, &mut Garbage),
+    garbage: &mut Garbage,
+) -> Result<Scanned, StorageError> {
+    let mut win = Window::new(seg.file.clone(), seg.limit);
+    let mut cursor = ScanCursor::new(from, seg.limit, seg.header.nonce);
+    let mut out = Scanned {
+        data_end: from,
+        garbage: 0,
+        seq_min: u64::MAX,
+        seq_max: 0,
+        dirty_end: from,
+        trailing_damage: (0, 0),
+    };
+    let mut damage = (0u64, 0u64);
+    loop {
+        match win.next(disk, &mut cursor).await? {
+            ScanItem::Record { pos, size } => {
+                let bytes = win.get(pos, size).unwrap_or(&[]);
+                let r = decode_record(bytes, seg.header.nonce).map_err(|_| StorageError::Corrupt {
+                    segment: seg.id,
+                    offset: pos,
+                    what: "scanned record does not decode",
+                })?;
+                report.corrupt_skipped += damage.0;
+                report.corrupt_bytes += damage.1;
+                out.garbage += damage.1;
+                damage = (0, 0);
+                out.data_end = pos + size;
+                if r.kind == RecordKind::Pad {
+                    out.garbage += u64::from(size);
+                    continue;
+                }
+                out.seq_min = out.seq_min.min(r.seq);
+                out.seq_max = out.seq_max.max(r.seq);
+                *max_seq = (*max_seq).max(r.seq);
+                report.records += 1;
+                let recovered = Recovered {
+                    kind: r.kind,
+                    seq: r.seq,
+                    expiry_ms: r.expiry_ms,
+                    key: r.key,
+                    value: (r.kind == RecordKind::Put).then_some(r.value),
+                    location: Location { segment: seg.id, offset: pos, length: size },
+                };
+                on_record(&recovered, garbage);
+            }
+            ScanItem::Damaged { pos, size } => {
+                damage.0 += 1;
+                damage.1 += u64::from(size);
+                out.dirty_end = pos + size;
+            }
+            ScanItem::End { nonzero_end, .. } => {
+                out.dirty_end = out.dirty_end.max(nonzero_end).max(out.data_end);
+                out.trailing_damage = damage;
+                return Ok(out);
+            }
+        }
+    }
+}
+
+impl<D: Disk> Log<D> {
+    /// Opens (or creates) the log of `shard_id` on `disk` and recovers it: every valid
+    /// record is passed to `on_record`, in log order, so the shard rebuilds its index.
+    ///
+    /// The shard applies records with the rule [`KeyState::apply`] implements (the one
+    /// compaction relies on): per key, the Put or Delete with the highest seq wins, and
+    /// on equal seqs the one seen later (a relocated copy); the Touch with the highest
+    /// seq sets the expiry if it is newer than the winning Put. Records superseded this
+    /// way are reported to the `Garbage` tally passed along.
+    pub async fn open(
+        disk: D,
+        shard_id: u32,
+        options: LogOptions,
+        mut on_record: impl FnMut(&Recovered<'_>, &mut Garbage),
+    ) -> Result<(Log<D>, RecoveryReport), StorageError> {
+        options.validate()?;
+        let started = Instant::now();
+        let mut report = RecoveryReport::default();
+        let mut st: State<D::File> = State::new(shard_id, options.nonce_seed.unwrap_or_else(random_seed));
+        let (opened, next_id) = open_segments(&disk, shard_id, &mut report).await?;
+        st.next_segment_id = next_id;
+
+        let hint = match read_hint(&disk, shard_id).await {
+            Ok(h) => h,
+            Err(why) => {
+                report.hint_rejected = Some(why);
+                None
+            }
+        };
+        let mut max_seq = 0u64;
+        let mut garbage = Garbage::default();
+        let mut live_bytes: BTreeMap<u32, u64> = BTreeMap::new();
+        if let Some(hint) = &hint {
+            report.hint_used = true;
+            st.hint_seq = hint.last_seq;
+            max_seq = hint.last_seq;
+            yield_hint(hint, &opened, &mut report, &mut live_bytes, &mut on_record, &mut garbage)?;
+        }
+
+        let last_index = opened.len().checked_sub(1);
+        for (i, seg) in opened.iter().enumerate() {
+            let from = match &hint {
+                Some(h) if seg.id < h.segment => None,
+                Some(h) if seg.id == h.segment => Some(h.offset.max(SEGMENT_DATA_START)),
+                _ => Some(SEGMENT_DATA_START),
+            };
+            let mut segment = Segment::new(Some(seg.file.clone()), seg.header.nonce, seg.limit);
+            segment.sealed = true;
+            let prefix_end = from.unwrap_or(seg.limit);
+            let row = hint.as_ref().and_then(|h| h.segments.get(&seg.id).copied());
+            if let Some(from) = from {
+                let scanned = scan_segment(&disk, seg, from, &mut report, &mut max_seq, &mut on_record, &mut garbage).await?;
+                segment.data_end = scanned.data_end;
+                segment.seq_min = scanned.seq_min;
+                segment.seq_max = scanned.seq_max;
+                segment.garbage = scanned.garbage.min(u64::from(u32::MAX)) as u32;
+                if Some(i) == last_index && scanned.dirty_end > scanned.data_end {
+                    // The torn tail of the last segment: never acknowledged, cut it and
+                    // zero it so later appends cannot resurrect it.
+                    zero_range(&disk, &seg.file, scanned.data_end, scanned.dirty_end).await?;
+                    report.bytes_cut += u64::from(scanned.dirty_end - scanned.data_end);
+                } else {
+                    report.corrupt_skipped += scanned.trailing_damage.0;
+                    report.corrupt_bytes += scanned.trailing_damage.1;
+                }
+            } else {
+                segment.data_end = row.map_or(seg.limit, |r| r.data_end.min(seg.limit));
+            }
+            if from != Some(SEGMENT_DATA_START) {
+                // Part of the segment was not scanned: its seq range comes from the hint's
+                // table, or is unknown (the widest range keeps every rule conservative).
+                let (lo, hi) = row.map_or((0, u64::MAX), |r| (r.seq_min, r.seq_max));
+                segment.seq_min = segment.seq_min.min(lo);
+                segment.seq_max = segment.seq_max.max(hi);
+            }
+            if hint.is_some() && from != Some(SEGMENT_DATA_START) {
+                let prefix = u64::from(prefix_end.min(segment.data_end).saturating_sub(SEGMENT_DATA_START));
+                let live = live_bytes.get(&seg.id).copied().unwrap_or(0);
+                let garbage = u64::from(segment.garbage) + prefix.saturating_sub(live);
+                segment.garbage = garbage.min(u64::from(segment.data_end - SEGMENT_DATA_START)) as u32;
+            }
+            st.segments.insert(seg.id, segment);
+        }
+
+        for (id, bytes) in &garbage.per_segment {
+            if let Some(segment) = st.segments.get_mut(id) {
+                segment.add_garbage(u32::try_from(*bytes).unwrap_or(u32::MAX));
+            }
+        }
+        // The last segment stays the head: appends go on after its last valid record
+        // (within its own size, which may differ from the configured one).
+        if let Some(last) = opened.last() {
+            if let Some(segment) = st.segments.get_mut(&last.id) {
+                segment.sealed = false;
+                let pending = tail_pending(&disk, &last.file, last.id, segment.data_end).await?;
+                st.pending.push(pending);
+                st.head = last.id;
+            }
+        }
+        st.next_seq = max_seq + 1;
+        st.written_seq = max_seq;
+        st.durable_seq = max_seq;
+        report.last_seq = max_seq;
+        report.segments = st.segments.len() as u32;
+        report.duration_us = started.elapsed().as_micros().min(u128::from(u64::MAX)) as u64;
+        let inner = Inner { disk, options, state: std::cell::RefCell::new(st) };
+        Ok((Log { inner: Rc::new(inner) }, report))
+    }
+}
+
+/// Hands the hint's entries to the shard; entries in segments that no longer exist were
+/// superseded by records the scan will find, so they are left out.
+fn yield_hint<F>(
+    hint: &Hint,
+    opened: &[Opened<F>],
+    report: &mut RecoveryReport,
+    live_bytes: &mut BTreeMap<u32, u64>,
+    on_record: &mut impl FnMut(&Recovered<'_>, &mut Garbage),
+    garbage: &mut Garbage,
+) -> Result<(), StorageError> {
+    for entry in hint.entries() {
+        let entry = entry.map_err(|what| StorageError::Corrupt { segment: u32::MAX, offset: 0, what })?;
+        if opened.binary_search_by_key(&entry.location.segment, |o| o.id).is_err() {
+            continue;
+        }
+        *live_bytes.entry(entry.location.segment).or_default() += u64::from(entry.location.length);
+        report.records += 1;
+        report.hint_records += 1;
+        let recovered = Recovered {
+            kind: entry.kind,
+            seq: entry.seq,
+            expiry_ms: entry.expiry_ms,
+            key: entry.key,
+            value: None,
+            location: entry.location,
+        };
+        on_record(&recovered, garbage);
+    }
+    Ok(())
+}
+
+/// Garbage found while the shard rebuilds its index during recovery (the log does not
+/// exist yet, so `Log::mark_garbage` cannot be called): tallied per segment.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Garbage {
+    per_segment: BTreeMap<u32, u64>,
+}
+
+impl Garbage {
+    /// Reports a superseded record.
+    pub fn mark(&mut self, location: Location) {
+        *self.per_segment.entry(location.segment).or_default() += u64::from(location.length);
+    }
+}
+
+/// The recovery rule for one key, folded from its records in any order. A reference
+/// implementation for the shard's index, and what the tests rebuild with.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KeyState {
+    /// Winning Put or Delete: kind, seq, location, expiry.
+    pub base: Option<(RecordKind, u64, Location, u64)>,
+    /// Newest Touch: seq, location, expiry.
+    pub touch: Option<(u64, Location, u64)>,
+}
+
+impl KeyState {
+    /// Folds one record in. Returns true when it became the key's winning Put (keep its
+    /// value). Superseded records go to `garbage`.
+    pub fn apply(&mut self, r: &Recovered<'_>, garbage: &mut Garbage) -> bool {
+        match r.kind {
+            RecordKind::Put | RecordKind::Delete => {
+                if self.base.is_some_and(|b| b.1 > r.seq) {
+                    garbage.mark(r.location);
+                    return false;
+                }
+                if let Some(old) = self.base.replace((r.kind, r.seq, r.location, r.expiry_ms)) {
+                    garbage.mark(old.2);
+                }
+                if let Some(t) = self.touch.filter(|t| t.0 < r.seq) {
+                    garbage.mark(t.1);
+                    self.touch = None;
+                }
+                r.kind == RecordKind::Put
+            }
+            RecordKind::Touch => {
+                let stale = self.touch.is_some_and(|t| t.0 > r.seq) || self.base.is_some_and(|b| b.1 > r.seq);
+                if stale {
+                    garbage.mark(r.location);
+                    return false;
+                }
+                if let Some(old) = self.touch.replace((r.seq, r.location, r.expiry_ms)) {
+                    garbage.mark(old.1);
+                }
+                false
+            }
+            RecordKind::Pad => false,
+        }
+    }
+
+    /// The live value: the winning Put's seq (the version), location and effective
+    /// expiry. `None` when the key is deleted or never had a Put.
+    pub fn live(&self) -> Option<(u64, Location, u64)> {
+        let (kind, seq, location, expiry) = self.base?;
+        if kind != RecordKind::Put {
+            return None;
+        }
+        let expiry = self.touch.filter(|t| t.0 > seq).map_or(expiry, |t| t.2);
+        Some((seq, location, expiry))
+    }
+}
