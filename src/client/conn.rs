@@ -25,7 +25,7 @@ impl ResponseReader {
     }
 
     /// The next complete response, if one is buffered.
-    pub fn next(&mut self) -> Result<Option<Response>, Error> {
+    pub fn next_response(&mut self) -> Result<Option<Response>, Error> {
         match check(&self.buf, MAGIC_RESPONSE) {
             Ok(Some((header, len))) => Ok(Some(Response::from_frame(
                 header,
@@ -79,7 +79,7 @@ impl Conn {
     /// Reads the next response.
     pub fn receive(&mut self) -> Result<Response, Error> {
         loop {
-            if let Some(response) = self.reader.next()? {
+            if let Some(response) = self.reader.next_response()? {
                 return Ok(response);
             }
             let buf = self.reader.buffer();

@@ -59,7 +59,7 @@ impl AsyncConn {
     /// The next response.
     pub async fn receive(&mut self) -> Result<Response, Error> {
         loop {
-            if let Some(response) = self.reader.next()? {
+            if let Some(response) = self.reader.next_response()? {
                 return Ok(response);
             }
             let buf = self.reader.buffer();

@@ -24,33 +24,27 @@ pub use status::Status;
 pub fn fuzz_decode(data: &[u8]) {
     let mut buf = bytes::BytesMut::from(data);
     let mut frames = 0usize;
-    loop {
-        match check(&buf, MAGIC_REQUEST) {
-            Ok(Some((header, len))) => {
-                assert!(
-                    len >= HEADER_SIZE && len <= buf.len(),
-                    "frame length within the buffer"
-                );
-                assert_eq!(len, HEADER_SIZE + header.body_len as usize);
-                let frame = buf.split_to(len).freeze();
-                if let Ok(request) = decode_request(&header, &frame) {
-                    // Whatever decodes must re-encode to a frame that decodes the same.
-                    let mut out = bytes::BytesMut::new();
-                    if encode_request(&mut out, header.request_id, 0, &request).is_ok() {
-                        let (h2, len2) = check(&out, MAGIC_REQUEST)
-                            .ok()
-                            .flatten()
-                            .expect("re-encoded frame is whole");
-                        assert_eq!(len2, out.len());
-                        let again =
-                            decode_request(&h2, &out.freeze()).expect("re-encoded frame decodes");
-                        assert_eq!(again, request);
-                    }
-                }
-                frames += 1;
+    while let Ok(Some((header, len))) = check(&buf, MAGIC_REQUEST) {
+        assert!(
+            len >= HEADER_SIZE && len <= buf.len(),
+            "frame length within the buffer"
+        );
+        assert_eq!(len, HEADER_SIZE + header.body_len as usize);
+        let frame = buf.split_to(len).freeze();
+        if let Ok(request) = decode_request(&header, &frame) {
+            // Whatever decodes must re-encode to a frame that decodes the same.
+            let mut out = bytes::BytesMut::new();
+            if encode_request(&mut out, header.request_id, 0, &request).is_ok() {
+                let (h2, len2) = check(&out, MAGIC_REQUEST)
+                    .ok()
+                    .flatten()
+                    .expect("re-encoded frame is whole");
+                assert_eq!(len2, out.len());
+                let again = decode_request(&h2, &out.freeze()).expect("re-encoded frame decodes");
+                assert_eq!(again, request);
             }
-            Ok(None) | Err(_) => break,
         }
+        frames += 1;
     }
     assert!(frames <= data.len() / HEADER_SIZE);
 }

@@ -513,6 +513,8 @@ pub fn decode_pair_list(value: &Bytes) -> Result<Vec<(Bytes, Bytes)>, Refusal> {
     Ok(pairs)
 }
 
+// One argument per header field it fills: a struct here would only rename them.
+#[allow(clippy::too_many_arguments)]
 fn put_header(
     out: &mut BytesMut,
     magic: u8,

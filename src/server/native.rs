@@ -34,6 +34,9 @@ const SCAN_SLOT_BITS: u32 = 40;
 /// Read granularity of the connection buffer.
 const READ_CHUNK: usize = 16 * 1024;
 
+/// Decoded requests of one read, in arrival order (a refusal keeps its place).
+type Batch = Vec<(frame::Header, Result<Request, Refusal>)>;
+
 /// How to answer one request once its parts have run.
 enum Plan {
     Refused {
@@ -158,12 +161,7 @@ async fn read_more(
 
 /// Splits complete frames off the front of `input`, at most `PIPELINE_DEPTH_MAX`.
 /// Stops at the first malformed frame, which ends the connection.
-fn parse_batch(
-    input: &mut BytesMut,
-) -> (
-    Vec<(frame::Header, Result<Request, Refusal>)>,
-    Option<FrameError>,
-) {
+fn parse_batch(input: &mut BytesMut) -> (Batch, Option<FrameError>) {
     let mut batch = Vec::new();
     while batch.len() < PIPELINE_DEPTH_MAX as usize {
         match frame::check(input, MAGIC_REQUEST) {
@@ -388,11 +386,7 @@ fn plan(
 }
 
 /// Plans, runs and answers one batch, appending the responses to `output` in order.
-async fn execute(
-    core: &Core,
-    batch: Vec<(frame::Header, Result<Request, Refusal>)>,
-    output: &mut BytesMut,
-) {
+async fn execute(core: &Core, batch: Batch, output: &mut BytesMut) {
     let mut parts = Parts::default();
     let plans: Vec<Plan> = batch
         .into_iter()

@@ -257,6 +257,9 @@ impl<L: Log, C: Clock> Shard<L, C> {
             value: &value,
             expire_at_ms,
         })?;
+        // Front-ends hand us slices of their read buffers; a stored 32-byte value must
+        // not keep a 16 KiB buffer alive, so the index owns a copy.
+        let value = Bytes::copy_from_slice(&value);
         self.stats.writes += 1;
         match *current {
             Current::Present { slot } => {
