@@ -10,6 +10,30 @@ use crate::constants::{
     CONNECTIONS_MAX_DEFAULT, CORES_MAX, IDLE_TIMEOUT_SECS_DEFAULT, PORT_DEFAULT,
 };
 
+/// When a write is acknowledged.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Durability {
+    /// After it is on disk (fdatasync); writes waiting together share one flush.
+    Sync,
+    /// At once; the log is flushed and synced every `flush-interval-ms` (a crash loses
+    /// at most that much acknowledged data, like Redis `appendfsync everysec`).
+    Periodic,
+    /// At once; the log is written lazily and never synced by ringkv (the OS decides).
+    None,
+}
+
+/// What a node does when its memory budget (`cache-size-mib`) is reached.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum EvictionMode {
+    /// Durable store: drop cached values (they are read back from disk); keys stay.
+    None,
+    /// Pure cache, memcached-style: nothing is written to disk and least recently used
+    /// keys are dropped.
+    Lru,
+}
+
 /// Everything a node needs to start.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case", default)]
@@ -28,6 +52,19 @@ pub struct Config {
     pub max_connections: u32,
     /// Seconds a connection may be silent, stall mid-frame, or not read before it is closed.
     pub idle_timeout_secs: u64,
+    /// When writes are acknowledged.
+    pub durability: Durability,
+    /// Milliseconds between flushes in `periodic` durability.
+    pub flush_interval_ms: u64,
+    /// Size of each log segment file, in MiB.
+    pub segment_size_mib: u32,
+    /// Memory for cached values (or, with `eviction = lru`, for keys and values), in
+    /// MiB, for the whole node; each core gets an equal share.
+    pub cache_size_mib: u64,
+    /// What goes when the cache budget is reached.
+    pub eviction: EvictionMode,
+    /// A log segment is compacted once this percentage of it is garbage.
+    pub compact_garbage_percent: u32,
 }
 
 impl Default for Config {
@@ -40,6 +77,12 @@ impl Default for Config {
             data_dir: PathBuf::from("./ringkv-data"),
             max_connections: CONNECTIONS_MAX_DEFAULT,
             idle_timeout_secs: IDLE_TIMEOUT_SECS_DEFAULT,
+            durability: Durability::Sync,
+            flush_interval_ms: 1000,
+            segment_size_mib: 64,
+            cache_size_mib: 1024,
+            eviction: EvictionMode::None,
+            compact_garbage_percent: 50,
         }
     }
 }
@@ -66,6 +109,18 @@ impl Config {
         }
         if self.idle_timeout_secs == 0 {
             return Err("idle-timeout-secs must be at least 1".into());
+        }
+        if self.flush_interval_ms == 0 {
+            return Err("flush-interval-ms must be at least 1".into());
+        }
+        if !(1..=1024).contains(&self.segment_size_mib) {
+            return Err(format!(
+                "segment-size-mib must be between 1 and 1024, got {}",
+                self.segment_size_mib
+            ));
+        }
+        if self.compact_garbage_percent == 0 || self.compact_garbage_percent > 100 {
+            return Err("compact-garbage-percent must be between 1 and 100".into());
         }
         if let (Some(ports), Some(cores)) = (&self.core_ports, self.cores) {
             if ports.len() != cores as usize {

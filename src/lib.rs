@@ -6,6 +6,8 @@
 //! - [`proto`]: the native binary protocol, shared by server, client and bench.
 //! - [`resp`]: the Redis protocol codec (RESP2/RESP3), for the second front-end.
 //! - [`shard`]: one core's key space and the commands that change it; no I/O.
+//! - [`storage`]: the per-shard durable log (segments, group commit, recovery,
+//!   compaction) and its I/O seam.
 //! - [`server`]: executors, listeners, connections, cross-core routing.
 //! - [`client`]: blocking and glommio clients of the native protocol.
 //! - [`config`]: node settings from flags and a TOML file.
@@ -22,3 +24,4 @@ pub mod proto;
 pub mod resp;
 pub mod server;
 pub mod shard;
+pub mod storage;

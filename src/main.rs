@@ -128,6 +128,25 @@ struct ServeArgs {
     /// Seconds before a silent, stalled or non-reading connection is closed.
     #[arg(long)]
     idle_timeout_secs: Option<u64>,
+    /// When writes are acknowledged: sync (on disk, group commit), periodic, none.
+    #[arg(long, value_enum)]
+    durability: Option<ringkv::config::Durability>,
+    /// Milliseconds between flushes with --durability periodic.
+    #[arg(long)]
+    flush_interval_ms: Option<u64>,
+    /// Log segment size in MiB.
+    #[arg(long)]
+    segment_size_mib: Option<u32>,
+    /// Memory for cached values (with --eviction lru: keys and values), MiB per node.
+    #[arg(long)]
+    cache_size_mib: Option<u64>,
+    /// none: durable store, values beyond the cache are read from disk; lru: pure
+    /// in-memory cache that drops least recently used keys.
+    #[arg(long, value_enum)]
+    eviction: Option<ringkv::config::EvictionMode>,
+    /// Compact a log segment once this percentage of it is garbage.
+    #[arg(long)]
+    compact_garbage_percent: Option<u32>,
 }
 
 fn serve(args: ServeArgs) -> Result<(), String> {
@@ -152,6 +171,24 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     }
     if let Some(v) = args.idle_timeout_secs {
         config.idle_timeout_secs = v;
+    }
+    if let Some(v) = args.durability {
+        config.durability = v;
+    }
+    if let Some(v) = args.flush_interval_ms {
+        config.flush_interval_ms = v;
+    }
+    if let Some(v) = args.segment_size_mib {
+        config.segment_size_mib = v;
+    }
+    if let Some(v) = args.cache_size_mib {
+        config.cache_size_mib = v;
+    }
+    if let Some(v) = args.eviction {
+        config.eviction = v;
+    }
+    if let Some(v) = args.compact_garbage_percent {
+        config.compact_garbage_percent = v;
     }
     ringkv::server::run(config).map_err(|e| e.to_string())
 }

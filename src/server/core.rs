@@ -16,10 +16,11 @@ use std::time::{Duration, Instant};
 use glommio::channels::channel_mesh::{Receivers, Senders};
 use glommio::channels::local_channel::{self, LocalSender};
 
+use super::durable::{self, NodeShard};
 use super::stats::{self, CoreCounters};
 use crate::config::Config;
 use crate::proto::Topology;
-use crate::shard::{Command, MemoryLog, Reply, Shard, ShardError, SystemClock};
+use crate::shard::{Command, Reply, ShardError};
 
 /// Commands one core asks another to run.
 pub struct Forward {
@@ -29,6 +30,19 @@ pub struct Forward {
     pub token: u64,
     /// The commands, run in this order.
     pub commands: Vec<Command>,
+    /// How their writes are acknowledged.
+    pub need: SyncNeed,
+}
+
+/// How the writes of a batch are acknowledged, from the requests' flags.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SyncNeed {
+    /// As the node's durability mode says.
+    Default,
+    /// Only once on disk, whatever the mode (`FLAG_SYNC`).
+    Force,
+    /// Once applied in memory, whatever the mode (`FLAG_NO_SYNC` on every write).
+    Skip,
 }
 
 /// Replies to a [`Forward`], in the same order.
@@ -86,9 +100,6 @@ impl Pending {
     }
 }
 
-/// The shard type a node runs.
-pub type NodeShard = Shard<MemoryLog, SystemClock>;
-
 /// Everything one core owns. Lives in an `Rc` on its executor; never crosses threads.
 pub struct Core {
     /// This core's index, which is also its shard number.
@@ -123,13 +134,14 @@ impl Core {
         topology: Topology,
         config: Config,
         shutdown: Arc<AtomicBool>,
-        requests: Senders<Forward>,
-        replies: Senders<Returned>,
+        shard: NodeShard,
+        meshes: (Senders<Forward>, Senders<Returned>),
     ) -> Rc<Core> {
+        let (requests, replies) = meshes;
         Rc::new(Core {
             id,
             count,
-            shard: RefCell::new(Shard::new(MemoryLog::default(), SystemClock)),
+            shard: RefCell::new(shard),
             counters,
             topology,
             config,
@@ -159,15 +171,106 @@ impl Core {
         }
     }
 
-    /// Runs commands on this core's shard, in order.
-    pub fn run_local(&self, commands: impl IntoIterator<Item = Command>) -> Vec<Reply> {
-        let mut shard = self.shard.borrow_mut();
-        commands.into_iter().map(|cmd| shard.apply(cmd)).collect()
+    /// Runs commands on this core's shard, in order, and answers once their writes (and
+    /// any value they read) are as durable as `need` asks. Values the cache dropped are
+    /// read back from the log first; no shard borrow is held across an await.
+    pub async fn apply_batch(&self, commands: Vec<Command>, need: SyncNeed) -> Vec<Reply> {
+        let log = self.shard.borrow().log().durable();
+        let mut replies = Vec::with_capacity(commands.len());
+        let mut writes = Vec::with_capacity(commands.len());
+        let mut read_seq = 0;
+        let first_seq = self.shard.borrow().last_seq();
+        for cmd in commands {
+            if let Some(log) = &log {
+                if let Err(reply) = self.load_values(log, &cmd).await {
+                    replies.push(reply);
+                    writes.push(false);
+                    continue;
+                }
+            }
+            writes.push(cmd.is_write());
+            let reply = self.shard.borrow_mut().apply(cmd);
+            if let Reply::Value { version, .. } = reply {
+                read_seq = read_seq.max(version);
+            }
+            replies.push(reply);
+        }
+        let Some(log) = log else { return replies };
+        let last_seq = self.shard.borrow().last_seq();
+        // Wait for the batch's own writes, and for any value it read that is not on
+        // disk yet: a client never sees a write that a crash could still take back.
+        let wait_seq = if last_seq > first_seq {
+            last_seq.max(read_seq)
+        } else {
+            read_seq
+        };
+        if wait_seq == 0 || need == SyncNeed::Skip {
+            return replies;
+        }
+        let started = Instant::now();
+        let result = match need {
+            SyncNeed::Force => log.sync().await,
+            _ => log.wait_durable(wait_seq).await,
+        };
+        let counters = self.counters();
+        stats::bump(&counters.durable_waits);
+        stats::add(
+            &counters.durable_wait_us,
+            started.elapsed().as_micros() as u64,
+        );
+        if let Err(e) = result {
+            // None of this batch's writes is acknowledged. They were applied in memory,
+            // so their outcome is unknown (as after a timeout), never a silent loss.
+            let err = match durable::log_error(e) {
+                crate::shard::LogError::NoSpace => ShardError::NoSpace,
+                other => ShardError::Io(format!("{other:?}")),
+            };
+            for (reply, write) in replies.iter_mut().zip(writes) {
+                if write && !matches!(reply, Reply::Error(_)) {
+                    stats::bump(&counters.durable_failures);
+                    *reply = Reply::Error(err.clone());
+                }
+            }
+        }
+        replies
+    }
+
+    /// Reads back the value `cmd` needs if the cache dropped it.
+    async fn load_values(
+        &self,
+        log: &crate::storage::Log<crate::storage::DmaDisk>,
+        cmd: &Command,
+    ) -> Result<(), Reply> {
+        // A value can be dropped again by the loads of other connections while this one
+        // waits; a few tries settle it, and the budget never drops the value just loaded.
+        for _ in 0..4 {
+            let Some(location) = self.shard.borrow().needs_fetch(cmd) else {
+                return Ok(());
+            };
+            stats::bump(&self.counters().value_fetches);
+            match log.read(location).await {
+                Ok(record) => self
+                    .shard
+                    .borrow_mut()
+                    .install(&record.key, location, record.value),
+                Err(e) => {
+                    return Err(Reply::Error(ShardError::Io(format!(
+                        "reading a value back from disk: {e}"
+                    ))))
+                }
+            }
+        }
+        match self.shard.borrow().needs_fetch(cmd) {
+            None => Ok(()),
+            Some(_) => Err(Reply::Error(ShardError::Io(
+                "value evicted while loading; retry".into(),
+            ))),
+        }
     }
 
     /// Sends commands to core `to`; await the returned [`Pending`] for the replies.
     /// Send to every core first, then wait, so the cores work in parallel.
-    pub async fn forward(&self, to: usize, commands: Vec<Command>) -> Pending {
+    pub async fn forward(&self, to: usize, commands: Vec<Command>, need: SyncNeed) -> Pending {
         let n = commands.len();
         let token = self.next_token.get();
         self.next_token.set(token + 1);
@@ -183,6 +286,7 @@ impl Core {
                     from: self.id,
                     token,
                     commands,
+                    need,
                 },
             )
             .await
@@ -195,7 +299,7 @@ impl Core {
 
     /// Runs every part on its shard: this core's inline, the others' as one batch per
     /// core, all sent before any is awaited. Replies come back in part order.
-    pub async fn run(&self, parts: Parts) -> Vec<Reply> {
+    pub async fn run(&self, parts: Parts, need: SyncNeed) -> Vec<Reply> {
         let core = self;
         if parts.commands.is_empty() {
             return Vec::new();
@@ -212,11 +316,11 @@ impl Core {
         let mut pending = Vec::new();
         for (to, indexes) in per_core.iter().enumerate() {
             if to != core.id && !indexes.is_empty() {
-                pending.push((to, core.forward(to, take(indexes)).await));
+                pending.push((to, core.forward(to, take(indexes), need).await));
             }
         }
         let mut replies: Vec<Option<Reply>> = vec![None; n];
-        let local = core.run_local(take(&per_core[core.id]));
+        let local = core.apply_batch(take(&per_core[core.id]), need).await;
         for (&i, reply) in per_core[core.id].iter().zip(local) {
             replies[i] = Some(reply);
         }
@@ -241,14 +345,18 @@ impl Core {
             let core = self.clone();
             glommio::spawn_local(async move {
                 while let Some(batch) = stream.recv().await {
-                    let replies = core.run_local(batch.commands);
-                    let back = Returned {
-                        token: batch.token,
-                        replies,
-                    };
-                    if core.replies.send_to(batch.from, back).await.is_err() {
-                        break;
-                    }
+                    // One task per batch: while one waits for its flush, the next is
+                    // applied and joins the same group commit.
+                    let core = core.clone();
+                    glommio::spawn_local(async move {
+                        let replies = core.apply_batch(batch.commands, batch.need).await;
+                        let back = Returned {
+                            token: batch.token,
+                            replies,
+                        };
+                        let _ = core.replies.send_to(batch.from, back).await;
+                    })
+                    .detach();
                 }
             })
             .detach();

@@ -11,6 +11,7 @@
 //! The main thread owns only start-up and shutdown; it never touches a shard.
 
 pub mod core;
+pub mod durable;
 pub mod native;
 pub mod stats;
 
@@ -30,7 +31,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use self::core::{Core, Forward, Returned};
 use self::stats::CoreCounters;
-use crate::config::Config;
+use crate::config::{Config, EvictionMode};
 use crate::constants::{
     CORE_CHANNEL_CAPACITY, EXECUTOR_IO_MEMORY, EXPIRE_SWEEP_INTERVAL_MS, EXPIRE_SWEEP_SLOTS,
 };
@@ -86,6 +87,49 @@ pub fn lock_data_dir(dir: &std::path::Path) -> Result<DataDirLock, ServerError> 
         )));
     }
     Ok(DataDirLock { _file: file })
+}
+
+/// The data dir's manifest: which format it holds and how many shards it was made
+/// with. Keys are spread by `crc32c(key) mod shards`, so reopening a data dir with a
+/// different shard count would lose every key: it is refused.
+const MANIFEST_FILE: &str = "MANIFEST";
+
+fn check_manifest(dir: &std::path::Path, cores: usize) -> Result<(), ServerError> {
+    let path = dir.join(MANIFEST_FILE);
+    let expected = format!(
+        "ringkv data dir
+format 1
+shards {cores}
+"
+    );
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let shards = text
+                .lines()
+                .find_map(|l| l.strip_prefix("shards "))
+                .and_then(|n| n.trim().parse::<usize>().ok());
+            match shards {
+                Some(n) if n == cores => Ok(()),
+                Some(n) => Err(err(format!(
+                    "data dir {} holds {n} shards; start the node with --cores {n} (the shard count of a data dir cannot change)",
+                    dir.display()
+                ))),
+                None => Err(err(format!("{} is not a ringkv manifest", path.display()))),
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let write = || -> std::io::Result<()> {
+                let tmp = dir.join("MANIFEST.tmp");
+                let mut file = File::create(&tmp)?;
+                file.write_all(expected.as_bytes())?;
+                file.sync_all()?;
+                std::fs::rename(&tmp, &path)?;
+                File::open(dir)?.sync_all()
+            };
+            write().map_err(|e| err(format!("cannot write {}: {e}", path.display())))
+        }
+        Err(e) => Err(err(format!("cannot read {}: {e}", path.display()))),
+    }
 }
 
 fn listener(addr: SocketAddr) -> Result<Socket, ServerError> {
@@ -188,6 +232,9 @@ pub fn run(config: Config) -> Result<(), ServerError> {
         .max(1);
     let cores = config.cores.map_or(online, |c| c as usize);
     let _lock = lock_data_dir(&config.data_dir)?;
+    if config.eviction == EvictionMode::None {
+        check_manifest(&config.data_dir, cores)?;
+    }
     let listeners = bind_all(&config, cores)?;
     let topology = Topology {
         shard_count: cores as u16,
@@ -293,6 +340,13 @@ async fn run_core(
         )));
         return;
     };
+    let shard = match durable::open_shard(&args.config, args.id, args.cores).await {
+        Ok(shard) => shard,
+        Err(message) => {
+            let _ = ready.send(Err(message));
+            return;
+        }
+    };
     let core = Core::new(
         args.id,
         args.cores,
@@ -300,11 +354,24 @@ async fn run_core(
         args.topology,
         args.config,
         args.shutdown.clone(),
-        req_tx,
-        rep_tx,
+        shard,
+        (req_tx, rep_tx),
     );
     core.spawn_mesh_tasks(req_rx, rep_rx);
     spawn_sweeper(&core);
+    let executor = glommio::executor();
+    // Flushing is on the request path (writers wait for it); compaction is not.
+    let latency = executor.create_task_queue(
+        glommio::Shares::Static(1000),
+        glommio::Latency::Matters(Duration::from_millis(1)),
+        "latency",
+    );
+    let background = executor.create_task_queue(
+        glommio::Shares::Static(50),
+        glommio::Latency::NotImportant,
+        "background",
+    );
+    durable::spawn_log_tasks(&core, latency, background);
     // SAFETY: each fd is a listening socket bound in `bind_all`, owned by this core alone.
     let shared = unsafe { TcpListener::from_raw_fd(args.shared_fd) };
     let own = unsafe { TcpListener::from_raw_fd(args.own_fd) };
@@ -337,6 +404,7 @@ async fn run_core(
     while args.drained.load(Ordering::SeqCst) < args.cores {
         glommio::timer::sleep(Duration::from_millis(5)).await;
     }
+    durable::close_shard(&core).await;
 }
 
 /// Accepts connections until the node stops.

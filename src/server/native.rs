@@ -17,12 +17,12 @@ use bytes::{BufMut, Bytes, BytesMut};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 
-use super::core::{Core, Parts};
+use super::core::{Core, Parts, SyncNeed};
 use super::stats::{self, CoreCounters};
 use crate::constants::{FRAME_BODY_SIZE_MAX, PIPELINE_DEPTH_MAX};
 use crate::hash::shard_of;
 use crate::proto::frame::{self, FrameError, PROTOCOL_VERSION_MIN};
-use crate::proto::op::{encode_response, ResponseWriter};
+use crate::proto::op::{encode_response, ResponseWriter, FLAG_NO_SYNC, FLAG_SYNC};
 use crate::proto::{
     decode_request, Opcode, Refusal, Request, SetMode, Status, MAGIC_REQUEST, PROTOCOL_VERSION,
 };
@@ -388,13 +388,27 @@ fn plan(
 /// Plans, runs and answers one batch, appending the responses to `output` in order.
 async fn execute(core: &Core, batch: Batch, output: &mut BytesMut) {
     let mut parts = Parts::default();
+    let need = sync_need(&batch);
     let plans: Vec<Plan> = batch
         .into_iter()
         .map(|(header, request)| plan(core, &header, request, &mut parts))
         .collect();
-    let replies = core.run(parts).await;
+    let replies = core.run(parts, need).await;
     for plan in plans {
         respond(core, plan, &replies, output);
+    }
+}
+
+/// The batch-wide durability request: any `SYNC` flag forces a flush; `NO_SYNC` skips
+/// the wait only when every request in the batch carries it.
+fn sync_need(batch: &Batch) -> SyncNeed {
+    let flags = || batch.iter().map(|(h, _)| h.flags_or_status);
+    if flags().any(|f| f & FLAG_SYNC != 0) {
+        SyncNeed::Force
+    } else if !batch.is_empty() && flags().all(|f| f & FLAG_NO_SYNC != 0) {
+        SyncNeed::Skip
+    } else {
+        SyncNeed::Default
     }
 }
 
@@ -404,6 +418,7 @@ fn error_status(err: &ShardError) -> Status {
         ShardError::Overflow | ShardError::NanOrInfinity => Status::Overflow,
         ShardError::ValueTooLarge => Status::TooLarge,
         ShardError::NoSpace => Status::NoSpace,
+        ShardError::Invalid(_) => Status::Invalid,
         ShardError::Io(_) => Status::IoError,
     }
 }
@@ -417,6 +432,7 @@ fn error_message(err: &ShardError) -> String {
         ShardError::ValueTooLarge => "resulting value exceeds the value size limit".into(),
         ShardError::NoSpace => "no space left on device; the write was not applied".into(),
         ShardError::Io(e) => format!("I/O error; the write was not applied: {e}"),
+        ShardError::Invalid(e) => e.clone(),
     }
 }
 
@@ -633,15 +649,7 @@ pub fn stats_text(core: &Core, shard_replies: &[Reply]) -> String {
     let mut total = ShardStats::default();
     for reply in shard_replies {
         if let Reply::Stats(s) = reply {
-            total.keys += s.keys;
-            total.key_bytes += s.key_bytes;
-            total.value_bytes += s.value_bytes;
-            total.reads += s.reads;
-            total.hits += s.hits;
-            total.misses += s.misses;
-            total.writes += s.writes;
-            total.expired += s.expired;
-            total.keys_with_ttl += s.keys_with_ttl;
+            total.add(s);
         }
     }
     let mut lines = vec![
@@ -656,30 +664,7 @@ pub fn stats_text(core: &Core, shard_replies: &[Reply]) -> String {
         }
     }
     lines.extend(sums.into_iter().map(|(k, v)| (k, v.to_string())));
-    let ShardStats {
-        keys,
-        key_bytes,
-        value_bytes,
-        reads,
-        hits,
-        misses,
-        writes,
-        expired,
-        keys_with_ttl,
-    } = total;
-    for (k, v) in [
-        ("keys", keys),
-        ("key_bytes", key_bytes),
-        ("value_bytes", value_bytes),
-        ("reads", reads),
-        ("hits", hits),
-        ("misses", misses),
-        ("writes", writes),
-        ("expired", expired),
-        ("keys_with_ttl", keys_with_ttl),
-    ] {
-        lines.push((k, v.to_string()));
-    }
+    lines.extend(total.fields().into_iter().map(|(k, v)| (k, v.to_string())));
     lines
         .into_iter()
         .map(|(k, v)| format!("{k} {v}\n"))

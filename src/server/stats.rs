@@ -42,6 +42,36 @@ counters! {
     frames_malformed,
     /// Requests refused with an error status (unknown opcode, invalid, too large).
     requests_refused,
+    /// Batches that waited for their writes to reach the disk.
+    durable_waits,
+    /// Total microseconds those waits took (divide by `durable_waits` for the mean).
+    durable_wait_us,
+    /// Writes answered with an error because their flush failed.
+    durable_failures,
+    /// Values read back from the log because the cache had dropped them.
+    value_fetches,
+    /// Log flushes (gauge copied from the log).
+    log_flushes,
+    /// fdatasync calls issued by the log (gauge).
+    log_syncs,
+    /// Bytes the log has written (gauge).
+    log_bytes_written,
+    /// Segment files (gauge).
+    log_segments,
+    /// Bytes of segment files on disk (gauge).
+    disk_bytes,
+    /// Bytes of records in the segments, live or not (gauge).
+    log_data_bytes,
+    /// Bytes of records known to be garbage (gauge).
+    log_garbage_bytes,
+    /// 1 while the log refuses writes after a failed flush (gauge).
+    log_failed,
+    /// Segments compaction has finished and deleted.
+    compactions,
+    /// Bytes of disk compaction has freed.
+    compaction_bytes_freed,
+    /// Storage errors outside a request (compaction, hint).
+    storage_errors,
 }
 
 /// Adds one to a counter.

@@ -207,6 +207,8 @@ pub enum ShardError {
     NoSpace,
     /// The log could not take the change: an I/O error. Nothing changed.
     Io(String),
+    /// The log cannot store this (for example an empty key). Nothing changed.
+    Invalid(String),
 }
 
 /// Counters of one shard; `STATS` sums them over all shards.
@@ -230,6 +232,44 @@ pub struct ShardStats {
     pub expired: u64,
     /// Keys with an expiry.
     pub keys_with_ttl: u64,
+    /// Bytes held against the memory budget (cached values; keys too in cache mode).
+    pub cached_bytes: u64,
+    /// Values (or, in cache mode, keys) dropped to stay within the budget.
+    pub evicted: u64,
+}
+
+impl ShardStats {
+    /// Every counter by name, in a stable order (the names `STATS` prints).
+    pub fn fields(&self) -> [(&'static str, u64); 11] {
+        [
+            ("keys", self.keys),
+            ("key_bytes", self.key_bytes),
+            ("value_bytes", self.value_bytes),
+            ("reads", self.reads),
+            ("hits", self.hits),
+            ("misses", self.misses),
+            ("writes", self.writes),
+            ("expired", self.expired),
+            ("keys_with_ttl", self.keys_with_ttl),
+            ("cached_bytes", self.cached_bytes),
+            ("evicted", self.evicted),
+        ]
+    }
+
+    /// Adds another shard's counters to these.
+    pub fn add(&mut self, other: &ShardStats) {
+        self.keys += other.keys;
+        self.key_bytes += other.key_bytes;
+        self.value_bytes += other.value_bytes;
+        self.reads += other.reads;
+        self.hits += other.hits;
+        self.misses += other.misses;
+        self.writes += other.writes;
+        self.expired += other.expired;
+        self.keys_with_ttl += other.keys_with_ttl;
+        self.cached_bytes += other.cached_bytes;
+        self.evicted += other.evicted;
+    }
 }
 
 /// A shard's answer to one command.

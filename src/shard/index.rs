@@ -10,17 +10,27 @@
 use bytes::Bytes;
 use hashbrown::HashTable;
 
+use crate::storage::Location;
+
 /// One live key.
 #[derive(Clone, Debug)]
 pub struct Entry {
     /// The key.
     pub key: Box<[u8]>,
-    /// The value.
-    pub value: Bytes,
+    /// The value, when it is cached in memory. `None` means: read it at `location`.
+    pub value: Option<Bytes>,
     /// Version of the value: the log position of the write that stored it.
     pub version: u64,
     /// Expiry in Unix milliseconds; 0 = never.
     pub expire_at_ms: u64,
+    /// Where the record holding the value lives in the shard's log (`None` without a
+    /// durable log).
+    pub location: Option<Location>,
+    /// Length of the value, cached or not.
+    pub value_len: u32,
+    /// Set on every access; the cache's CLOCK hand clears it and evicts entries whose
+    /// bit is already clear (an approximation of least-recently-used).
+    pub referenced: bool,
 }
 
 impl Entry {
@@ -69,7 +79,7 @@ impl Index {
         self.key_bytes
     }
 
-    /// Sum of value lengths.
+    /// Sum of value lengths (cached or not).
     pub fn value_bytes(&self) -> u64 {
         self.value_bytes
     }
@@ -98,17 +108,45 @@ impl Index {
         self.slots.get(slot as usize).and_then(Option::as_ref)
     }
 
-    /// Replaces the value of a live slot, keeping key bytes accounting right.
-    pub fn set_value(&mut self, slot: u32, value: Bytes, version: u64, expire_at_ms: u64) {
+    /// The entry in a live slot, for changes that keep the value's length.
+    pub fn get_mut(&mut self, slot: u32) -> Option<&mut Entry> {
+        self.slots.get_mut(slot as usize).and_then(Option::as_mut)
+    }
+
+    /// Replaces the value of a live slot, keeping the byte accounting right.
+    pub fn set_value(
+        &mut self,
+        slot: u32,
+        value: Bytes,
+        version: u64,
+        expire_at_ms: u64,
+        location: Option<Location>,
+    ) {
         let entry = self
             .slots
             .get_mut(slot as usize)
             .and_then(Option::as_mut)
             .expect("set_value on a free slot");
-        self.value_bytes = self.value_bytes - entry.value.len() as u64 + value.len() as u64;
-        entry.value = value;
+        self.value_bytes = self.value_bytes - u64::from(entry.value_len) + value.len() as u64;
+        entry.value_len = value.len() as u32;
+        entry.value = Some(value);
         entry.version = version;
         entry.expire_at_ms = expire_at_ms;
+        entry.location = location;
+        entry.referenced = true;
+    }
+
+    /// Caches a value loaded from the log, correcting the recorded length.
+    pub fn set_cached(&mut self, slot: u32, value: Bytes) {
+        let entry = self
+            .slots
+            .get_mut(slot as usize)
+            .and_then(Option::as_mut)
+            .expect("set_cached on a free slot");
+        self.value_bytes = self.value_bytes - u64::from(entry.value_len) + value.len() as u64;
+        entry.value_len = value.len() as u32;
+        entry.value = Some(value);
+        entry.referenced = true;
     }
 
     /// Changes only the expiry of a live slot.
@@ -129,7 +167,7 @@ impl Index {
         );
         let hash = self.hasher.hash_one(&*entry.key);
         self.key_bytes += entry.key.len() as u64;
-        self.value_bytes += entry.value.len() as u64;
+        self.value_bytes += u64::from(entry.value_len);
         let slot = match self.free.pop() {
             Some(slot) => {
                 self.slots[slot as usize] = Some(entry);
@@ -168,7 +206,7 @@ impl Index {
             Err(_) => unreachable!("slot {slot} missing from the hash table"),
         }
         self.key_bytes -= entry.key.len() as u64;
-        self.value_bytes -= entry.value.len() as u64;
+        self.value_bytes -= u64::from(entry.value_len);
         self.free.push(slot);
         entry
     }
@@ -189,7 +227,10 @@ mod tests {
     fn entry(key: &str) -> Entry {
         Entry {
             key: key.as_bytes().into(),
-            value: Bytes::from_static(b"v"),
+            value: Some(Bytes::from_static(b"v")),
+            location: None,
+            value_len: 1,
+            referenced: false,
             version: 1,
             expire_at_ms: 0,
         }

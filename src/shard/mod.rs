@@ -18,6 +18,8 @@ pub use command::{Command, Cond, ExpireCond, Expiry, Reply, ShardError, ShardSta
 use index::{Entry, Index};
 
 use crate::constants::{SCAN_COUNT_DEFAULT, SCAN_COUNT_MAX, VALUE_SIZE_MAX};
+pub use crate::storage::Location;
+use crate::storage::{Candidate, Liveness, RecordKind, Relocation};
 
 /// A change to the shard, as handed to the log before it is applied.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -52,27 +54,78 @@ pub enum LogError {
     NoSpace,
     /// Any other I/O failure.
     Io(String),
+    /// The log cannot store this mutation (an empty key, a record too large).
+    Refused(String),
+}
+
+/// Where an appended mutation went.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Appended {
+    /// Its position in the shard's log: strictly greater than every earlier one.
+    pub seq: u64,
+    /// Where the record can be read back (`None` for a log that keeps nothing).
+    pub location: Option<Location>,
 }
 
 /// Where a shard's changes go before they are applied: the seam between the shard's
 /// logic and its storage (and, later, replication).
 pub trait Log {
-    /// Records a mutation and returns its sequence number: its position in the shard's
-    /// log, strictly greater than every earlier one. The shard uses it as the version.
-    fn append(&mut self, mutation: Mutation<'_>) -> Result<u64, LogError>;
+    /// Records a mutation. The shard uses the returned sequence number as the version
+    /// and the location to read an evicted value back.
+    fn append(&mut self, mutation: Mutation<'_>) -> Result<Appended, LogError>;
+
+    /// Tells the log that the record at `location` is no longer needed (overwritten,
+    /// deleted, expired), so compaction can count its segment's garbage.
+    fn mark_garbage(&mut self, _location: Location) {}
 }
 
-/// A log that keeps nothing: sequence numbers only. For a node without durability and
-/// for tests of the shard's logic.
+/// A log that keeps nothing: sequence numbers only. For a node without durability
+/// (the pure cache mode) and for tests of the shard's logic.
 #[derive(Debug, Default)]
 pub struct MemoryLog {
     last_seq: u64,
 }
 
 impl Log for MemoryLog {
-    fn append(&mut self, _mutation: Mutation<'_>) -> Result<u64, LogError> {
+    fn append(&mut self, _mutation: Mutation<'_>) -> Result<Appended, LogError> {
         self.last_seq += 1;
-        Ok(self.last_seq)
+        Ok(Appended {
+            seq: self.last_seq,
+            location: None,
+        })
+    }
+}
+
+/// Rough bytes of index memory per key beyond its key and value bytes, used to size the
+/// pure cache mode (`Eviction::Keys`) against its budget.
+pub const ENTRY_OVERHEAD_BYTES: u64 = 96;
+
+/// What the shard drops when its memory budget is exceeded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Eviction {
+    /// Cached values whose records are in the log; the keys stay and their values are
+    /// read back from disk on the next access. The budget counts cached value bytes.
+    Values,
+    /// Whole keys, memcached-style: for a node that keeps nothing on disk. The budget
+    /// counts key and value bytes plus `ENTRY_OVERHEAD_BYTES` per key.
+    Keys,
+}
+
+/// The memory budget of a shard and the state of its CLOCK hand.
+#[derive(Clone, Copy, Debug)]
+pub struct CachePolicy {
+    /// Bytes the shard may hold, as counted by `eviction`.
+    pub budget_bytes: u64,
+    /// What goes when the budget is exceeded.
+    pub eviction: Eviction,
+}
+
+impl Default for CachePolicy {
+    fn default() -> Self {
+        CachePolicy {
+            budget_bytes: u64::MAX,
+            eviction: Eviction::Values,
+        }
     }
 }
 
@@ -90,6 +143,11 @@ pub struct Shard<L: Log, C: Clock> {
     stats: ShardStats,
     sweep_cursor: u32,
     rng: u64,
+    cache: CachePolicy,
+    /// Bytes counted against the budget (see [`Eviction`]).
+    cached_bytes: u64,
+    clock_hand: u32,
+    last_seq: u64,
 }
 
 impl<L: Log, C: Clock> Shard<L, C> {
@@ -102,7 +160,29 @@ impl<L: Log, C: Clock> Shard<L, C> {
             stats: ShardStats::default(),
             sweep_cursor: 0,
             rng: 0x9E37_79B9_7F4A_7C15,
+            cache: CachePolicy::default(),
+            cached_bytes: 0,
+            clock_hand: 0,
+            last_seq: 0,
         }
+    }
+
+    /// An empty shard with a memory budget.
+    pub fn with_cache(log: L, clock: C, cache: CachePolicy) -> Self {
+        Shard {
+            cache,
+            ..Shard::new(log, clock)
+        }
+    }
+
+    /// The highest sequence number this shard has appended (or recovered).
+    pub fn last_seq(&self) -> u64 {
+        self.last_seq
+    }
+
+    /// Bytes currently counted against the memory budget.
+    pub fn cached_bytes(&self) -> u64 {
+        self.cached_bytes
     }
 
     /// The log (for the server's durability waits and for tests).
@@ -172,6 +252,7 @@ impl<L: Log, C: Clock> Shard<L, C> {
     /// Counters, with the gauges filled in.
     pub fn stats(&self) -> ShardStats {
         ShardStats {
+            cached_bytes: self.cached_bytes,
             keys: self.index.len() as u64,
             key_bytes: self.index.key_bytes(),
             value_bytes: self.index.value_bytes(),
@@ -200,6 +281,124 @@ impl<L: Log, C: Clock> Shard<L, C> {
         removed
     }
 
+    /// The record to read before `cmd` can run: a command that reads a value whose
+    /// cached copy was evicted. The server reads it ([`Shard::install`]) and asks
+    /// again; no await happens between the last `needs_fetch` and `apply`.
+    pub fn needs_fetch(&self, cmd: &Command) -> Option<Location> {
+        let reads_value = match cmd {
+            Command::Set { get_old, .. } => *get_old,
+            Command::Get { .. }
+            | Command::GetEx { .. }
+            | Command::GetDel { .. }
+            | Command::IncrBy { .. }
+            | Command::IncrByFloat { .. }
+            | Command::Append { .. }
+            | Command::SetRange { .. } => true,
+            _ => false,
+        };
+        let key = cmd.key().filter(|_| reads_value)?;
+        let entry = self.index.get(self.index.find(key)?)?;
+        if entry.value.is_some() || entry.is_expired(self.clock.now_ms()) {
+            return None;
+        }
+        entry.location
+    }
+
+    /// Puts a value read back from the log into the cache, if the key still points at
+    /// that record.
+    pub fn install(&mut self, key: &[u8], location: Location, value: Bytes) {
+        let Some(slot) = self.index.find(key) else {
+            return;
+        };
+        let current = self
+            .index
+            .get(slot)
+            .is_some_and(|e| e.location == Some(location) && e.value.is_none());
+        if !current {
+            return;
+        }
+        self.cached_bytes += value.len() as u64;
+        self.index.set_cached(slot, value);
+        self.enforce_budget(Some(slot));
+    }
+
+    /// Adds a key found by recovery. Keys must be unique; `value` is cached if given.
+    pub fn recover_entry(
+        &mut self,
+        key: &[u8],
+        version: u64,
+        location: Location,
+        expire_at_ms: u64,
+        value_len: u32,
+        value: Option<Bytes>,
+    ) {
+        self.count_ttl(false, expire_at_ms != 0);
+        let slot = self.index.insert(Entry {
+            key: key.into(),
+            value,
+            version,
+            expire_at_ms,
+            location: Some(location),
+            value_len,
+            referenced: false,
+        });
+        self.cached_bytes += self.charge(self.entry(slot));
+        self.enforce_budget(None);
+    }
+
+    /// Sets the sequence number recovery ended at.
+    pub fn recovered_to(&mut self, last_seq: u64) {
+        self.last_seq = self.last_seq.max(last_seq);
+    }
+
+    /// Compaction's question: is this record still what the index points at?
+    pub fn liveness(&self, c: &Candidate<'_>) -> Liveness {
+        let entry = self.index.find(c.key).and_then(|slot| self.index.get(slot));
+        let Some(entry) = entry.filter(|e| !e.is_expired(self.clock.now_ms())) else {
+            return Liveness::Dead;
+        };
+        match c.kind {
+            RecordKind::Put if entry.location == Some(c.location) => Liveness::Live,
+            // The newest Touch of the current value carries its expiry: keep it.
+            RecordKind::Touch if c.seq > entry.version && c.expiry_ms == entry.expire_at_ms => {
+                Liveness::Live
+            }
+            _ if entry.version >= c.seq || c.kind == RecordKind::Touch => Liveness::Superseded,
+            // A Delete or Put newer than the value the index holds cannot exist.
+            _ => Liveness::Dead,
+        }
+    }
+
+    /// Points the index at a record compaction moved. Returns false when the index no
+    /// longer points at the old copy (the caller then marks the new copy garbage).
+    pub fn relocate(&mut self, r: &Relocation<'_>) -> bool {
+        if r.kind != RecordKind::Put {
+            return r.kind == RecordKind::Touch;
+        }
+        let Some(slot) = self.index.find(r.key) else {
+            return false;
+        };
+        match self.index.get_mut(slot) {
+            Some(entry) if entry.location == Some(r.from) => {
+                entry.location = Some(r.to);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Visits every live key with its version, expiry and location, for the hint file.
+    pub fn for_each_live(&self, mut f: impl FnMut(&[u8], u64, u64, Location)) {
+        let now = self.clock.now_ms();
+        for slot in 0..self.index.slot_count() {
+            if let Some(e) = self.index.get(slot).filter(|e| !e.is_expired(now)) {
+                if let Some(location) = e.location {
+                    f(&e.key, e.version, e.expire_at_ms, location);
+                }
+            }
+        }
+    }
+
     fn entry(&self, slot: u32) -> &Entry {
         self.index.get(slot).expect("slot from find is live")
     }
@@ -219,10 +418,90 @@ impl<L: Log, C: Clock> Shard<L, C> {
     /// Drops an expired key. Expiry needs no log record: the expiry time is in the
     /// record that set it, so recovery drops the key too.
     fn expire_slot(&mut self, slot: u32) {
-        let entry = self.index.remove(slot);
+        let entry = self.drop_entry(slot);
         self.stats.expired += 1;
         if entry.expire_at_ms != 0 {
             self.stats.keys_with_ttl -= 1;
+        }
+    }
+
+    /// Removes an entry from the index, its memory from the budget and its record from
+    /// the log's live data.
+    fn drop_entry(&mut self, slot: u32) -> Entry {
+        let entry = self.index.remove(slot);
+        self.cached_bytes -= self.charge(&entry);
+        if let Some(location) = entry.location {
+            self.log.mark_garbage(location);
+        }
+        entry
+    }
+
+    /// Bytes an entry counts against the budget.
+    fn charge(&self, entry: &Entry) -> u64 {
+        let value = entry.value.as_ref().map_or(0, |v| v.len() as u64);
+        match self.cache.eviction {
+            Eviction::Values => value,
+            Eviction::Keys => value + entry.key.len() as u64 + ENTRY_OVERHEAD_BYTES,
+        }
+    }
+
+    /// The value of a live slot. The server loads evicted values before it applies a
+    /// command that reads them (see [`Shard::needs_fetch`]), so a miss here is a bug in
+    /// that order, answered with an error rather than a wrong value.
+    fn value(&mut self, slot: u32) -> Result<Bytes, Reply> {
+        let entry = self.index.get_mut(slot).expect("slot from find is live");
+        entry.referenced = true;
+        entry
+            .value
+            .clone()
+            .ok_or_else(|| Reply::Error(ShardError::Io("value not loaded from disk".into())))
+    }
+
+    /// Drops cached values (or whole keys, in the pure cache mode) with the CLOCK
+    /// algorithm until the shard is within its budget. `keep` is never evicted, so a
+    /// value just loaded survives until the command that needs it has run.
+    fn enforce_budget(&mut self, keep: Option<u32>) {
+        let end = self.index.slot_count();
+        let mut visited = 0u64;
+        while self.cached_bytes > self.cache.budget_bytes
+            && end > 0
+            && visited < 2 * u64::from(end) + 2
+        {
+            visited += 1;
+            if self.clock_hand >= end {
+                self.clock_hand = 0;
+            }
+            let slot = self.clock_hand;
+            self.clock_hand += 1;
+            if Some(slot) == keep {
+                continue;
+            }
+            let eviction = self.cache.eviction;
+            let Some(entry) = self.index.get_mut(slot) else {
+                continue;
+            };
+            let evictable = match eviction {
+                Eviction::Values => entry.value.is_some() && entry.location.is_some(),
+                Eviction::Keys => true,
+            };
+            if !evictable {
+                continue;
+            }
+            if entry.referenced {
+                entry.referenced = false;
+                continue;
+            }
+            self.stats.evicted += 1;
+            match eviction {
+                Eviction::Values => {
+                    let len = entry.value.take().map_or(0, |v| v.len() as u64);
+                    self.cached_bytes -= len;
+                }
+                Eviction::Keys => {
+                    let entry = self.drop_entry(slot);
+                    self.count_ttl(entry.expire_at_ms != 0, false);
+                }
+            }
         }
     }
 
@@ -230,6 +509,7 @@ impl<L: Log, C: Clock> Shard<L, C> {
         Reply::Error(match err {
             LogError::NoSpace => ShardError::NoSpace,
             LogError::Io(message) => ShardError::Io(message),
+            LogError::Refused(message) => ShardError::Invalid(message),
         })
     }
 
@@ -252,40 +532,61 @@ impl<L: Log, C: Clock> Shard<L, C> {
         value: Bytes,
         expire_at_ms: u64,
     ) -> Result<u64, LogError> {
-        let version = self.log.append(Mutation::Put {
+        let appended = self.log.append(Mutation::Put {
             key: &key,
             value: &value,
             expire_at_ms,
         })?;
+        let version = appended.seq;
+        self.last_seq = version;
         // Front-ends hand us slices of their read buffers; a stored 32-byte value must
         // not keep a 16 KiB buffer alive, so the index owns a copy.
         let value = Bytes::copy_from_slice(&value);
         self.stats.writes += 1;
-        match *current {
+        let slot = match *current {
             Current::Present { slot } => {
-                let had_ttl = self.entry(slot).expire_at_ms != 0;
+                let old = self.entry(slot);
+                let (had_ttl, old_location, old_charge) =
+                    (old.expire_at_ms != 0, old.location, self.charge(old));
+                if let Some(location) = old_location {
+                    self.log.mark_garbage(location);
+                }
+                self.cached_bytes -= old_charge;
                 self.count_ttl(had_ttl, expire_at_ms != 0);
-                self.index.set_value(slot, value, version, expire_at_ms);
+                self.index
+                    .set_value(slot, value, version, expire_at_ms, appended.location);
+                slot
             }
             Current::Absent => {
                 self.count_ttl(false, expire_at_ms != 0);
                 self.index.insert(Entry {
                     key: key.as_ref().into(),
-                    value,
+                    value_len: value.len() as u32,
+                    value: Some(value),
                     version,
                     expire_at_ms,
-                });
+                    location: appended.location,
+                    referenced: true,
+                })
             }
-        }
+        };
+        self.cached_bytes += self.charge(self.entry(slot));
+        self.enforce_budget(Some(slot));
         Ok(version)
     }
 
     fn remove(&mut self, key: &[u8], slot: u32) -> Result<(u64, Entry), LogError> {
-        let version = self.log.append(Mutation::Delete { key })?;
+        let appended = self.log.append(Mutation::Delete { key })?;
+        self.last_seq = appended.seq;
+        if let Some(location) = appended.location {
+            // The tombstone counts as garbage at once: compaction asks the shard whether
+            // it is still needed and keeps it while an older record may exist.
+            self.log.mark_garbage(location);
+        }
         self.stats.writes += 1;
-        let entry = self.index.remove(slot);
+        let entry = self.drop_entry(slot);
         self.count_ttl(entry.expire_at_ms != 0, false);
-        Ok((version, entry))
+        Ok((appended.seq, entry))
     }
 
     fn count_ttl(&mut self, had: bool, has: bool) {
@@ -299,13 +600,13 @@ impl<L: Log, C: Clock> Shard<L, C> {
     fn get(&mut self, key: &[u8], now: u64) -> Reply {
         match self.live(key, now) {
             Current::Absent => Reply::NotFound,
-            Current::Present { slot } => {
-                let e = self.entry(slot);
-                Reply::Value {
-                    value: e.value.clone(),
-                    version: e.version,
-                }
-            }
+            Current::Present { slot } => match self.value(slot) {
+                Ok(value) => Reply::Value {
+                    value,
+                    version: self.entry(slot).version,
+                },
+                Err(reply) => reply,
+            },
         }
     }
 
@@ -322,13 +623,19 @@ impl<L: Log, C: Clock> Shard<L, C> {
     fn get_del(&mut self, key: &[u8], now: u64) -> Reply {
         match self.live(key, now) {
             Current::Absent => Reply::NotFound,
-            Current::Present { slot } => match self.remove(key, slot) {
-                Ok((_, entry)) => Reply::Value {
-                    value: entry.value,
-                    version: entry.version,
-                },
-                Err(e) => Self::log_error(e),
-            },
+            Current::Present { slot } => {
+                let value = match self.value(slot) {
+                    Ok(value) => value,
+                    Err(reply) => return reply,
+                };
+                match self.remove(key, slot) {
+                    Ok((_, entry)) => Reply::Value {
+                        value,
+                        version: entry.version,
+                    },
+                    Err(e) => Self::log_error(e),
+                }
+            }
         }
     }
 
@@ -345,12 +652,12 @@ impl<L: Log, C: Clock> Shard<L, C> {
         let (cur_version, cur_at, old) = match current {
             Current::Absent => (None, 0, None),
             Current::Present { slot } => {
+                let old = match get_old.then(|| self.value(slot)).transpose() {
+                    Ok(old) => old,
+                    Err(reply) => return reply,
+                };
                 let e = self.entry(slot);
-                (
-                    Some(e.version),
-                    e.expire_at_ms,
-                    get_old.then(|| e.value.clone()),
-                )
+                (Some(e.version), e.expire_at_ms, old)
             }
         };
         let allowed = match cond {
@@ -430,11 +737,12 @@ impl<L: Log, C: Clock> Shard<L, C> {
                     // PERSIST on a key without expiry changes nothing (Redis answers 0).
                     return Reply::Applied(expiry != Expiry::Never);
                 }
-                if let Err(e) = self.log.append(Mutation::Touch {
+                match self.log.append(Mutation::Touch {
                     key,
                     expire_at_ms: at,
                 }) {
-                    return Self::log_error(e);
+                    Ok(appended) => self.last_seq = appended.seq,
+                    Err(e) => return Self::log_error(e),
                 }
                 self.stats.writes += 1;
                 self.count_ttl(cur != 0, at != 0);
@@ -445,20 +753,23 @@ impl<L: Log, C: Clock> Shard<L, C> {
     }
 
     /// Read-modify-write helper: the current value (or empty), its slot and expiry.
-    fn current_value(&mut self, key: &[u8], now: u64) -> (Current, Bytes, u64) {
+    fn current_value(&mut self, key: &[u8], now: u64) -> Result<(Current, Bytes, u64), Reply> {
         let current = self.live(key, now);
         match current {
-            Current::Absent => (current, Bytes::new(), 0),
+            Current::Absent => Ok((current, Bytes::new(), 0)),
             Current::Present { slot } => {
-                let e = self.entry(slot);
-                let (value, at) = (e.value.clone(), e.expire_at_ms);
-                (current, value, at)
+                let at = self.entry(slot).expire_at_ms;
+                let value = self.value(slot)?;
+                Ok((current, value, at))
             }
         }
     }
 
     fn incr_by(&mut self, key: Bytes, delta: i64, now: u64) -> Reply {
-        let (current, value, at) = self.current_value(&key, now);
+        let (current, value, at) = match self.current_value(&key, now) {
+            Ok(found) => found,
+            Err(reply) => return reply,
+        };
         let base = match current {
             Current::Absent => 0,
             Current::Present { .. } => match parse_i64(&value) {
@@ -480,7 +791,10 @@ impl<L: Log, C: Clock> Shard<L, C> {
     }
 
     fn incr_by_float(&mut self, key: Bytes, delta: f64, now: u64) -> Reply {
-        let (current, value, at) = self.current_value(&key, now);
+        let (current, value, at) = match self.current_value(&key, now) {
+            Ok(found) => found,
+            Err(reply) => return reply,
+        };
         let base = match current {
             Current::Absent => 0.0,
             Current::Present { .. } => match parse_f64(&value) {
@@ -503,7 +817,10 @@ impl<L: Log, C: Clock> Shard<L, C> {
     }
 
     fn append(&mut self, key: Bytes, tail: &[u8], now: u64) -> Reply {
-        let (current, value, at) = self.current_value(&key, now);
+        let (current, value, at) = match self.current_value(&key, now) {
+            Ok(found) => found,
+            Err(reply) => return reply,
+        };
         let len = value.len() + tail.len();
         if len > VALUE_SIZE_MAX as usize {
             return Reply::Error(ShardError::ValueTooLarge);
@@ -521,7 +838,10 @@ impl<L: Log, C: Clock> Shard<L, C> {
     }
 
     fn set_range(&mut self, key: Bytes, offset: u32, patch: &[u8], now: u64) -> Reply {
-        let (current, value, at) = self.current_value(&key, now);
+        let (current, value, at) = match self.current_value(&key, now) {
+            Ok(found) => found,
+            Err(reply) => return reply,
+        };
         if patch.is_empty() {
             // Redis: an empty patch changes nothing and creates nothing.
             let version = match current {

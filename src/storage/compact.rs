@@ -110,16 +110,21 @@ impl<D: Disk> Log<D> {
                     .segments
                     .iter()
                     .filter(|(id, s)| {
-                        s.sealed && **id != st.head && s.file.is_some() && !st.pending.iter().any(|p| p.segment == **id)
+                        s.sealed
+                            && **id != st.head
+                            && s.file.is_some()
+                            && !st.pending.iter().any(|p| p.segment == **id)
                     })
                     .filter_map(|(id, s)| {
                         let data = u64::from(s.data_end - SEGMENT_DATA_START);
                         let garbage = u64::from(s.garbage);
-                        let ratio = if data == 0 { 1000 } else { garbage * 1000 / data };
+                        let ratio = (garbage * 1000).checked_div(data).unwrap_or(1000);
                         (garbage * 100 >= percent * data).then_some((ratio, u32::MAX - id))
                     })
                     .max();
-                let Some((_, inverted)) = victim else { return Ok(None) };
+                let Some((_, inverted)) = victim else {
+                    return Ok(None);
+                };
                 (u32::MAX - inverted, SEGMENT_DATA_START)
             }
         };
@@ -127,7 +132,9 @@ impl<D: Disk> Log<D> {
             st.compaction = None;
             return Ok(None);
         };
-        let Some(file) = segment.file.clone() else { return Ok(None) };
+        let Some(file) = segment.file.clone() else {
+            return Ok(None);
+        };
         let target = Target {
             id,
             from,
@@ -135,7 +142,13 @@ impl<D: Disk> Log<D> {
             nonce: segment.nonce,
             data_end: segment.data_end,
             size: segment.size,
-            others_seq_min: st.segments.iter().filter(|(i, _)| **i != id).map(|(_, s)| s.seq_min).min().unwrap_or(u64::MAX),
+            others_seq_min: st
+                .segments
+                .iter()
+                .filter(|(i, _)| **i != id)
+                .map(|(_, s)| s.seq_min)
+                .min()
+                .unwrap_or(u64::MAX),
         };
         st.compaction = Some((id, from));
         st.compacting = true;
@@ -155,23 +168,28 @@ impl<D: Disk> Log<D> {
         mut live: impl FnMut(&Candidate<'_>) -> Liveness,
         mut on_relocate: impl FnMut(&Relocation<'_>),
     ) -> Result<Option<CompactProgress>, StorageError> {
-        let Some(t) = self.compaction_target()? else { return Ok(None) };
+        let Some(t) = self.compaction_target()? else {
+            return Ok(None);
+        };
         let result = self.compact_range(&t, &mut live, &mut on_relocate).await;
-        let mut st = self.inner.state.borrow_mut();
-        st.compacting = false;
-        let (progress, next) = match result {
-            Ok(ok) => ok,
-            Err((e, at)) => {
-                st.compaction = Some((t.id, at));
-                return Err(e);
+        let (progress, next) = {
+            let mut st = self.inner.state.borrow_mut();
+            st.compacting = false;
+            match result {
+                Ok((progress, next)) => {
+                    // A failed finish resumes at the end: nothing is relocated twice.
+                    st.compaction = Some((t.id, next.unwrap_or(t.data_end)));
+                    (progress, next)
+                }
+                Err((e, at)) => {
+                    st.compaction = Some((t.id, at));
+                    return Err(e);
+                }
             }
         };
-        // At the end, a failed finish resumes at the end: nothing is relocated twice.
-        st.compaction = Some((t.id, next.unwrap_or(t.data_end)));
         if next.is_some() {
             return Ok(Some(progress));
         }
-        drop(st);
         self.finish_compaction(&t, progress).await.map(Some)
     }
 
@@ -183,7 +201,10 @@ impl<D: Disk> Log<D> {
         live: &mut impl FnMut(&Candidate<'_>) -> Liveness,
         on_relocate: &mut impl FnMut(&Relocation<'_>),
     ) -> Result<(CompactProgress, Option<u32>), (StorageError, u32)> {
-        let mut progress = CompactProgress { segment: t.id, ..CompactProgress::default() };
+        let mut progress = CompactProgress {
+            segment: t.id,
+            ..CompactProgress::default()
+        };
         let mut win = Window::new(t.file.clone(), t.data_end);
         let mut cursor = ScanCursor::new(t.from, t.data_end, t.nonce);
         let budget_end = t.from.saturating_add(COMPACT_STEP_BYTES);
@@ -193,18 +214,37 @@ impl<D: Disk> Log<D> {
             if at >= budget_end {
                 return Ok((progress, Some(at)));
             }
-            let (pos, size) = match win.next(&self.inner.disk, &mut cursor).await.map_err(|e| (e, at))? {
+            let (pos, size) = match win
+                .next(&self.inner.disk, &mut cursor)
+                .await
+                .map_err(|e| (e, at))?
+            {
                 ScanItem::Record { pos, size } => (pos, size),
                 ScanItem::Damaged { .. } => continue,
                 ScanItem::End { .. } => return Ok((progress, None)),
             };
-            let Some(r) = win.get(pos, size).and_then(|b| decode_record(b, t.nonce).ok()) else { continue };
+            let Some(r) = win
+                .get(pos, size)
+                .and_then(|b| decode_record(b, t.nonce).ok())
+            else {
+                continue;
+            };
             if r.kind == RecordKind::Pad {
                 progress.dropped += 1;
                 continue;
             }
-            let from = Location { segment: t.id, offset: pos, length: size };
-            let candidate = Candidate { kind: r.kind, key: r.key, seq: r.seq, expiry_ms: r.expiry_ms, location: from };
+            let from = Location {
+                segment: t.id,
+                offset: pos,
+                length: size,
+            };
+            let candidate = Candidate {
+                kind: r.kind,
+                key: r.key,
+                seq: r.seq,
+                expiry_ms: r.expiry_ms,
+                location: from,
+            };
             let keep = match (r.kind, live(&candidate)) {
                 (_, Liveness::Superseded) => None,
                 (RecordKind::Put | RecordKind::Touch, Liveness::Live) => Some(r.kind),
@@ -216,7 +256,11 @@ impl<D: Disk> Log<D> {
                 progress.dropped += 1;
                 continue;
             };
-            let (value, expiry_ms) = if kind == r.kind { (r.value, r.expiry_ms) } else { (&[][..], 0) };
+            let (value, expiry_ms) = if kind == r.kind {
+                (r.value, r.expiry_ms)
+            } else {
+                (&[][..], 0)
+            };
             let to = {
                 let mut st = self.inner.state.borrow_mut();
                 st.check_writable().map_err(|e| (e, at))?;
@@ -228,7 +272,14 @@ impl<D: Disk> Log<D> {
             } else {
                 progress.relocated += 1;
             }
-            on_relocate(&Relocation { kind, key: r.key, seq: r.seq, expiry_ms, from, to });
+            on_relocate(&Relocation {
+                kind,
+                key: r.key,
+                seq: r.seq,
+                expiry_ms,
+                from,
+                to,
+            });
         }
     }
 

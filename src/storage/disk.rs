@@ -37,7 +37,8 @@ pub trait Disk {
     async fn write_at(&self, file: &Self::File, pos: u64, data: &[u8]) -> Result<(), StorageError>;
 
     /// Reads `len` bytes at `pos`, both block-aligned; fewer at the end of the file.
-    async fn read_at(&self, file: &Self::File, pos: u64, len: u32) -> Result<Vec<u8>, StorageError>;
+    async fn read_at(&self, file: &Self::File, pos: u64, len: u32)
+        -> Result<Vec<u8>, StorageError>;
 
     /// fdatasync: every completed write to `file` is durable when this returns Ok.
     async fn sync(&self, file: &Self::File) -> Result<(), StorageError>;
@@ -135,7 +136,9 @@ impl Disk for DmaDisk {
             .await
             .map_err(io_err("create"))?;
         let file = Rc::new(file);
-        file.pre_allocate(size, false).await.map_err(io_err("preallocate"))?;
+        file.pre_allocate(size, false)
+            .await
+            .map_err(io_err("preallocate"))?;
         // fallocate leaves unwritten extents; writing zeros once makes later appends
         // plain overwrites, so their fdatasync has no extent conversion to journal.
         let mut pos = 0u64;
@@ -145,7 +148,11 @@ impl Disk for DmaDisk {
             buf.as_bytes_mut().fill(0);
             let n = file.write_at(buf, pos).await.map_err(io_err("zero fill"))?;
             if n != len {
-                return Err(StorageError::Io { op: "zero fill", errno: None, detail: format!("short write {n}/{len}") });
+                return Err(StorageError::Io {
+                    op: "zero fill",
+                    errno: None,
+                    detail: format!("short write {n}/{len}"),
+                });
             }
             pos += len as u64;
         }
@@ -164,14 +171,26 @@ impl Disk for DmaDisk {
         let n = file.write_at(buf, pos).await.map_err(io_err("write"))?;
         if n != data.len() {
             let detail = format!("short write {n}/{}", data.len());
-            return Err(StorageError::Io { op: "write", errno: None, detail });
+            return Err(StorageError::Io {
+                op: "write",
+                errno: None,
+                detail,
+            });
         }
         Ok(())
     }
 
-    async fn read_at(&self, file: &Self::File, pos: u64, len: u32) -> Result<Vec<u8>, StorageError> {
+    async fn read_at(
+        &self,
+        file: &Self::File,
+        pos: u64,
+        len: u32,
+    ) -> Result<Vec<u8>, StorageError> {
         assert_aligned(pos, len as usize);
-        let read = file.read_at_aligned(pos, len as usize).await.map_err(io_err("read"))?;
+        let read = file
+            .read_at_aligned(pos, len as usize)
+            .await
+            .map_err(io_err("read"))?;
         Ok(read.to_vec())
     }
 
@@ -180,22 +199,29 @@ impl Disk for DmaDisk {
     }
 
     async fn remove(&self, name: &str) -> Result<(), StorageError> {
-        glommio::io::remove(self.dir.join(name)).await.map_err(io_err("remove"))
+        glommio::io::remove(self.dir.join(name))
+            .await
+            .map_err(io_err("remove"))
     }
 
     async fn rename(&self, from: &str, to: &str) -> Result<(), StorageError> {
-        glommio::io::rename(self.dir.join(from), self.dir.join(to)).await.map_err(io_err("rename"))
+        glommio::io::rename(self.dir.join(from), self.dir.join(to))
+            .await
+            .map_err(io_err("rename"))
     }
 
     async fn sync_dir(&self) -> Result<(), StorageError> {
-        let dir = glommio::io::Directory::open(&self.dir).await.map_err(io_err("open dir"))?;
+        let dir = glommio::io::Directory::open(&self.dir)
+            .await
+            .map_err(io_err("open dir"))?;
         let synced = dir.sync().await.map_err(io_err("sync dir"));
         dir.close().await.map_err(io_err("close dir"))?;
         synced
     }
 
     async fn list(&self) -> Result<Vec<String>, StorageError> {
-        let entries = std::fs::read_dir(&self.dir).map_err(|e| StorageError::from_io("list", &e))?;
+        let entries =
+            std::fs::read_dir(&self.dir).map_err(|e| StorageError::from_io("list", &e))?;
         let mut names = Vec::new();
         for entry in entries {
             let entry = entry.map_err(|e| StorageError::from_io("list", &e))?;

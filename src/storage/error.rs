@@ -50,7 +50,11 @@ impl StorageError {
         match err.raw_os_error() {
             Some(libc::ENOSPC) | Some(libc::EDQUOT) => StorageError::NoSpace,
             Some(libc::ENOENT) => StorageError::NotFound(format!("{op}: {err}")),
-            errno => StorageError::Io { op, errno, detail: err.to_string() },
+            errno => StorageError::Io {
+                op,
+                errno,
+                detail: err.to_string(),
+            },
         }
     }
 
@@ -67,8 +71,15 @@ impl fmt::Display for StorageError {
             StorageError::Io { op, errno, detail } => {
                 write!(f, "i/o error during {op} (errno {errno:?}): {detail}")
             }
-            StorageError::Corrupt { segment, offset, what } => {
-                write!(f, "corrupt log data in segment {segment} at offset {offset}: {what}")
+            StorageError::Corrupt {
+                segment,
+                offset,
+                what,
+            } => {
+                write!(
+                    f,
+                    "corrupt log data in segment {segment} at offset {offset}: {what}"
+                )
             }
             StorageError::Busy => write!(f, "log write buffer is full, retry after a flush"),
             StorageError::TooLarge { size, max } => {
@@ -89,10 +100,22 @@ mod tests {
 
     #[test]
     fn enospc_maps_to_no_space() {
-        assert_eq!(StorageError::from_errno("write", libc::ENOSPC), StorageError::NoSpace);
-        assert!(matches!(StorageError::from_errno("open", libc::ENOENT), StorageError::NotFound(_)));
+        assert_eq!(
+            StorageError::from_errno("write", libc::ENOSPC),
+            StorageError::NoSpace
+        );
+        assert!(matches!(
+            StorageError::from_errno("open", libc::ENOENT),
+            StorageError::NotFound(_)
+        ));
         let eio = StorageError::from_errno("sync", libc::EIO);
-        assert!(matches!(eio, StorageError::Io { errno: Some(libc::EIO), .. }));
+        assert!(matches!(
+            eio,
+            StorageError::Io {
+                errno: Some(libc::EIO),
+                ..
+            }
+        ));
         assert!(eio.to_string().contains("sync"));
     }
 }

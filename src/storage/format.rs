@@ -148,27 +148,17 @@ fn payload_crc(key: &[u8], value: &[u8]) -> u32 {
     crc32c::crc32c_append(crc32c::crc32c(key), value)
 }
 
-fn put_header(
-    out: &mut [u8],
-    nonce: u64,
-    kind: RecordKind,
-    size: u32,
-    seq: u64,
-    expiry_ms: u64,
-    key_size: u32,
-    value_size: u32,
-    payload_crc: u32,
-) {
+fn put_header(out: &mut [u8], nonce: u64, h: &RecordHeader) {
     assert_eq!(out.len(), RECORD_HEADER_SIZE as usize);
-    out[4..8].copy_from_slice(&payload_crc.to_le_bytes());
+    out[4..8].copy_from_slice(&h.payload_crc.to_le_bytes());
     out[8] = RECORD_MAGIC;
-    out[9] = kind.code();
+    out[9] = h.kind.code();
     out[10..12].copy_from_slice(&[0, 0]);
-    out[12..16].copy_from_slice(&size.to_le_bytes());
-    out[16..24].copy_from_slice(&seq.to_le_bytes());
-    out[24..32].copy_from_slice(&expiry_ms.to_le_bytes());
-    out[32..36].copy_from_slice(&key_size.to_le_bytes());
-    out[36..40].copy_from_slice(&value_size.to_le_bytes());
+    out[12..16].copy_from_slice(&h.size.to_le_bytes());
+    out[16..24].copy_from_slice(&h.seq.to_le_bytes());
+    out[24..32].copy_from_slice(&h.expiry_ms.to_le_bytes());
+    out[32..36].copy_from_slice(&h.key_size.to_le_bytes());
+    out[36..40].copy_from_slice(&h.value_size.to_le_bytes());
     let crc = header_crc(nonce, &out[4..40]);
     out[0..4].copy_from_slice(&crc.to_le_bytes());
 }
@@ -196,17 +186,19 @@ pub fn encode_record(
     out.extend_from_slice(key);
     out.extend_from_slice(value);
     out.resize(start + size as usize, 0);
-    let crc = payload_crc(key, value);
+    let header = RecordHeader {
+        kind,
+        seq,
+        expiry_ms,
+        key_size: key.len() as u32,
+        value_size: value.len() as u32,
+        size,
+        payload_crc: payload_crc(key, value),
+    };
     put_header(
         &mut out[start..start + RECORD_HEADER_SIZE as usize],
         nonce,
-        kind,
-        size,
-        seq,
-        expiry_ms,
-        key.len() as u32,
-        value.len() as u32,
-        crc,
+        &header,
     );
     size
 }
@@ -215,7 +207,16 @@ pub fn encode_record(
 pub fn encode_pad(nonce: u64, size: u32) -> [u8; RECORD_HEADER_SIZE as usize] {
     assert!(size >= RECORD_HEADER_SIZE && size % RECORD_ALIGN == 0 && size <= RECORD_SIZE_MAX);
     let mut out = [0u8; RECORD_HEADER_SIZE as usize];
-    put_header(&mut out, nonce, RecordKind::Pad, size, 0, 0, 0, 0, 0);
+    let header = RecordHeader {
+        kind: RecordKind::Pad,
+        seq: 0,
+        expiry_ms: 0,
+        key_size: 0,
+        value_size: 0,
+        size,
+        payload_crc: 0,
+    };
+    put_header(&mut out, nonce, &header);
     out
 }
 
@@ -229,7 +230,9 @@ fn rd_u64(b: &[u8], at: usize) -> Option<u64> {
 
 /// Decodes and validates a record header at the start of `bytes`.
 pub fn decode_header(bytes: &[u8], nonce: u64) -> Result<RecordHeader, DecodeError> {
-    let h = bytes.get(..RECORD_HEADER_SIZE as usize).ok_or(DecodeError::Short)?;
+    let h = bytes
+        .get(..RECORD_HEADER_SIZE as usize)
+        .ok_or(DecodeError::Short)?;
     let bad = DecodeError::BadHeader;
     if h.get(8) != Some(&RECORD_MAGIC) {
         return Err(bad);
@@ -262,7 +265,10 @@ fn header_is_consistent(h: &RecordHeader) -> bool {
         return false;
     }
     if h.kind == RecordKind::Pad {
-        return h.seq == 0 && h.expiry_ms == 0 && h.key_size == 0 && h.value_size == 0
+        return h.seq == 0
+            && h.expiry_ms == 0
+            && h.key_size == 0
+            && h.value_size == 0
             && h.payload_crc == 0;
     }
     let sizes_ok = h.key_size >= 1 && h.key_size <= KEY_SIZE_MAX && h.value_size <= VALUE_SIZE_MAX;
@@ -272,8 +278,7 @@ fn header_is_consistent(h: &RecordHeader) -> bool {
         RecordKind::Touch => h.value_size == 0,
         RecordKind::Pad => false,
     };
-    sizes_ok && kind_ok && h.seq > 0
-        && u64::from(h.size) == record_size(h.key_size, h.value_size)
+    sizes_ok && kind_ok && h.seq > 0 && u64::from(h.size) == record_size(h.key_size, h.value_size)
 }
 
 /// Decodes a whole record at the start of `bytes`, checking both checksums and that the
@@ -297,7 +302,14 @@ pub fn decode_record(bytes: &[u8], nonce: u64) -> Result<RecordRef<'_>, DecodeEr
     if payload_crc(key, value) != h.payload_crc || padding.iter().any(|b| *b != 0) {
         return Err(bad);
     }
-    Ok(RecordRef { kind: h.kind, seq: h.seq, expiry_ms: h.expiry_ms, key, value, size: h.size })
+    Ok(RecordRef {
+        kind: h.kind,
+        seq: h.seq,
+        expiry_ms: h.expiry_ms,
+        key,
+        value,
+        size: h.size,
+    })
 }
 
 /// The fixed header of a segment, stored twice in block 0.
@@ -446,7 +458,13 @@ impl ScanCursor {
     pub(crate) fn new(pos: u32, limit: u32, nonce: u64) -> ScanCursor {
         assert!(pos % RECORD_ALIGN == 0);
         let limit = limit.max(pos);
-        ScanCursor { pos, limit: limit - limit % RECORD_ALIGN, nonce, resync: None, done: false }
+        ScanCursor {
+            pos,
+            limit: limit - limit % RECORD_ALIGN,
+            nonce,
+            resync: None,
+            done: false,
+        }
     }
 
     /// Advances with the bytes `view`, which start at segment offset `view_start`.
@@ -457,23 +475,36 @@ impl ScanCursor {
         };
         loop {
             if self.done {
-                return Step::Item(ScanItem::End { pos: self.pos, nonzero_end: self.pos });
+                return Step::Item(ScanItem::End {
+                    pos: self.pos,
+                    nonzero_end: self.pos,
+                });
             }
             if let Some((q, nonzero_end)) = self.resync {
                 if q + RECORD_ALIGN > self.limit {
                     self.done = true;
-                    return Step::Item(ScanItem::End { pos: self.pos, nonzero_end });
+                    return Step::Item(ScanItem::End {
+                        pos: self.pos,
+                        nonzero_end,
+                    });
                 }
                 let len = RECORD_HEADER_SIZE.min(self.limit - q);
                 let Some(bytes) = get(q, len) else {
                     return Step::NeedBytes { pos: q, len };
                 };
-                let nonzero_end = if bytes.iter().take(8).any(|b| *b != 0) { q + 8 } else { nonzero_end };
+                let nonzero_end = if bytes.iter().take(8).any(|b| *b != 0) {
+                    q + 8
+                } else {
+                    nonzero_end
+                };
                 let candidate = q > self.pos
                     && decode_header(bytes, self.nonce)
                         .is_ok_and(|h| u64::from(q) + u64::from(h.size) <= u64::from(self.limit));
                 if candidate {
-                    let item = ScanItem::Damaged { pos: self.pos, size: q - self.pos };
+                    let item = ScanItem::Damaged {
+                        pos: self.pos,
+                        size: q - self.pos,
+                    };
                     self.pos = q;
                     self.resync = None;
                     return Step::Item(item);
@@ -486,7 +517,10 @@ impl ScanCursor {
                 continue;
             }
             let Some(bytes) = get(self.pos, RECORD_HEADER_SIZE) else {
-                return Step::NeedBytes { pos: self.pos, len: RECORD_HEADER_SIZE };
+                return Step::NeedBytes {
+                    pos: self.pos,
+                    len: RECORD_HEADER_SIZE,
+                };
             };
             let header = match decode_header(bytes, self.nonce) {
                 Ok(h) if u64::from(self.pos) + u64::from(h.size) <= u64::from(self.limit) => h,
@@ -496,13 +530,22 @@ impl ScanCursor {
                 }
             };
             let Some(bytes) = get(self.pos, header.size) else {
-                return Step::NeedBytes { pos: self.pos, len: header.size };
+                return Step::NeedBytes {
+                    pos: self.pos,
+                    len: header.size,
+                };
             };
             let pos = self.pos;
             self.pos += header.size;
             return Step::Item(match decode_record(bytes, self.nonce) {
-                Ok(_) => ScanItem::Record { pos, size: header.size },
-                Err(_) => ScanItem::Damaged { pos, size: header.size },
+                Ok(_) => ScanItem::Record {
+                    pos,
+                    size: header.size,
+                },
+                Err(_) => ScanItem::Damaged {
+                    pos,
+                    size: header.size,
+                },
             });
         }
     }
@@ -518,10 +561,20 @@ pub fn fuzz_decode(data: &[u8]) {
     for nonce in [0, FUZZ_NONCE] {
         if let Ok(r) = decode_record(data, nonce) {
             assert!(r.size as usize <= data.len() && r.size % RECORD_ALIGN == 0);
-            assert!(r.key.len() <= KEY_SIZE_MAX as usize && r.value.len() <= VALUE_SIZE_MAX as usize);
+            assert!(
+                r.key.len() <= KEY_SIZE_MAX as usize && r.value.len() <= VALUE_SIZE_MAX as usize
+            );
             if r.kind != RecordKind::Pad {
                 let mut again = Vec::new();
-                encode_record(&mut again, nonce, r.kind, r.seq, r.expiry_ms, r.key, r.value);
+                encode_record(
+                    &mut again,
+                    nonce,
+                    r.kind,
+                    r.seq,
+                    r.expiry_ms,
+                    r.key,
+                    r.value,
+                );
                 assert_eq!(Some(&again[..]), data.get(..r.size as usize));
             }
         }
@@ -591,7 +644,10 @@ mod tests {
     }
 
     fn unhex(s: &str) -> Vec<u8> {
-        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex")).collect()
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
+            .collect()
     }
 
     #[test]
@@ -610,13 +666,28 @@ mod tests {
             assert_eq!(r.seq, num(&f, "seq"), "{name}");
             assert_eq!(r.expiry_ms, num(&f, "expiry_ms"), "{name}");
             assert_eq!(r.key, &unhex(&f["key"])[..], "{name}");
-            assert_eq!(r.value, &unhex(f.get("value").map_or("", |v| v.as_str()))[..], "{name}");
+            assert_eq!(
+                r.value,
+                &unhex(f.get("value").map_or("", |v| v.as_str()))[..],
+                "{name}"
+            );
             assert_eq!(r.size as usize, bytes.len(), "{name}");
             let mut again = Vec::new();
-            encode_record(&mut again, nonce, r.kind, r.seq, r.expiry_ms, r.key, r.value);
+            encode_record(
+                &mut again,
+                nonce,
+                r.kind,
+                r.seq,
+                r.expiry_ms,
+                r.key,
+                r.value,
+            );
             assert_eq!(again, bytes, "{name}");
             // The same bytes under another segment's nonce do not verify.
-            assert_eq!(decode_header(&bytes, nonce ^ 1), Err(DecodeError::BadHeader));
+            assert_eq!(
+                decode_header(&bytes, nonce ^ 1),
+                Err(DecodeError::BadHeader)
+            );
         }
     }
 
@@ -626,7 +697,10 @@ mod tests {
         let nonce = num(&f, "nonce");
         assert_eq!(encode_pad(nonce, num(&f, "size") as u32)[..], bytes[..]);
         let h = decode_header(&bytes, nonce).expect("pad header");
-        assert_eq!((h.kind, u64::from(h.size)), (RecordKind::Pad, num(&f, "size")));
+        assert_eq!(
+            (h.kind, u64::from(h.size)),
+            (RecordKind::Pad, num(&f, "size"))
+        );
 
         let (f, bytes) = read_vector("segment-header.hex");
         assert_eq!(bytes.len(), BLOCK_SIZE as usize);
@@ -637,14 +711,23 @@ mod tests {
             first_seq: num(&f, "first_seq"),
             nonce: num(&f, "nonce"),
         };
-        assert_eq!(SegmentHeader::decode_block(&bytes), HeaderBlock::Valid(expected));
+        assert_eq!(
+            SegmentHeader::decode_block(&bytes),
+            HeaderBlock::Valid(expected)
+        );
         assert_eq!(expected.encode_block(), bytes);
         // Either copy alone is enough.
         let mut first_gone = bytes.clone();
         first_gone[0..64].fill(0xff);
-        assert_eq!(SegmentHeader::decode_block(&first_gone), HeaderBlock::Valid(expected));
+        assert_eq!(
+            SegmentHeader::decode_block(&first_gone),
+            HeaderBlock::Valid(expected)
+        );
         first_gone[2048 + 20] ^= 1;
-        assert_eq!(SegmentHeader::decode_block(&first_gone), HeaderBlock::Corrupt);
+        assert_eq!(
+            SegmentHeader::decode_block(&first_gone),
+            HeaderBlock::Corrupt
+        );
         assert_eq!(SegmentHeader::decode_block(&[0u8; 4096]), HeaderBlock::Zero);
     }
 
@@ -657,15 +740,35 @@ mod tests {
         }
         let hex = |b: &[u8]| -> String {
             b.chunks(16)
-                .map(|c| c.iter().map(|x| format!("{x:02x}")).collect::<Vec<_>>().join(" "))
+                .map(|c| {
+                    c.iter()
+                        .map(|x| format!("{x:02x}"))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
                 .collect::<Vec<_>>()
                 .join("\n")
         };
         let h2 = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
-        let cases: [(&str, RecordKind, u64, u64, &[u8], &[u8]); 3] = [
-            ("put", RecordKind::Put, 7, 1_700_000_000_000, b"user:42", b"hello, ringkv"),
+        type Case<'a> = (&'a str, RecordKind, u64, u64, &'a [u8], &'a [u8]);
+        let cases: [Case<'_>; 3] = [
+            (
+                "put",
+                RecordKind::Put,
+                7,
+                1_700_000_000_000,
+                b"user:42",
+                b"hello, ringkv",
+            ),
             ("delete", RecordKind::Delete, 8, 0, b"user:42", b""),
-            ("touch", RecordKind::Touch, 9, 1_800_000_000_000, b"user:7", b""),
+            (
+                "touch",
+                RecordKind::Touch,
+                9,
+                1_800_000_000_000,
+                b"user:7",
+                b"",
+            ),
         ];
         for (name, kind, seq, expiry, key, value) in cases {
             let mut b = Vec::new();
@@ -719,7 +822,15 @@ mod tests {
         let mut b = Vec::new();
         let mut sizes = Vec::new();
         for i in 1..=4u64 {
-            sizes.push(encode_record(&mut b, 9, RecordKind::Put, i, 0, b"key", &[i as u8; 30]));
+            sizes.push(encode_record(
+                &mut b,
+                9,
+                RecordKind::Put,
+                i,
+                0,
+                b"key",
+                &[i as u8; 30],
+            ));
         }
         b.resize(b.len() + 256, 0);
         b[sizes[0] as usize + 1] ^= 0xff; // header of record 2
@@ -738,9 +849,27 @@ mod tests {
         let s = sizes[0];
         assert_eq!(items[0], ScanItem::Record { pos: 0, size: s });
         assert_eq!(items[1], ScanItem::Damaged { pos: s, size: s });
-        assert_eq!(items[2], ScanItem::Record { pos: 2 * s, size: s });
-        assert_eq!(items[3], ScanItem::Record { pos: 3 * s, size: s });
-        assert_eq!(items[4], ScanItem::End { pos: 4 * s, nonzero_end: 4 * s });
+        assert_eq!(
+            items[2],
+            ScanItem::Record {
+                pos: 2 * s,
+                size: s
+            }
+        );
+        assert_eq!(
+            items[3],
+            ScanItem::Record {
+                pos: 3 * s,
+                size: s
+            }
+        );
+        assert_eq!(
+            items[4],
+            ScanItem::End {
+                pos: 4 * s,
+                nonzero_end: 4 * s
+            }
+        );
     }
 
     proptest! {

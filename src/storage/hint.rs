@@ -90,14 +90,22 @@ fn parse_entry(b: &[u8], at: usize, last_seq: u64) -> Result<(HintEntry<'_>, usi
     let key_at = at + ENTRY_HEADER_SIZE;
     let key = b.get(key_at..key_at + key_size as usize).ok_or(bad)?;
     let next = key_at + align_up(key_size, RECORD_ALIGN) as usize;
-    let entry = HintEntry { kind, seq, expiry_ms: rd_u64(h, 16).ok_or(bad)?, location, key };
+    let entry = HintEntry {
+        kind,
+        seq,
+        expiry_ms: rd_u64(h, 16).ok_or(bad)?,
+        location,
+        key,
+    };
     Ok((entry, next))
 }
 
 impl Hint {
     /// Decodes and verifies a whole hint file.
     pub(super) fn decode(bytes: Vec<u8>, shard_id: u32) -> Result<Hint, &'static str> {
-        let h = bytes.get(..HEADER_SIZE).ok_or("hint shorter than its header")?;
+        let h = bytes
+            .get(..HEADER_SIZE)
+            .ok_or("hint shorter than its header")?;
         let bad = "hint header malformed";
         if h.get(0..8) != Some(&HINT_MAGIC[..]) {
             return Err("hint magic");
@@ -115,7 +123,9 @@ impl Hint {
         let entry_count = rd_u64(h, 40).ok_or(bad)?;
         let body_size = usize::try_from(rd_u64(h, 48).ok_or(bad)?).map_err(|_| bad)?;
         let body_end = HEADER_SIZE.checked_add(body_size).ok_or(bad)?;
-        let body = bytes.get(HEADER_SIZE..body_end).ok_or("hint body truncated")?;
+        let body = bytes
+            .get(HEADER_SIZE..body_end)
+            .ok_or("hint body truncated")?;
         if rd_u32(&bytes, body_end) != Some(crc32c::crc32c(body)) {
             return Err("hint body checksum");
         }
@@ -180,13 +190,18 @@ pub(super) async fn read_hint<D: Disk>(disk: &D, shard_id: u32) -> Result<Option
     let mut bytes = Vec::new();
     while (bytes.len() as u64) < size {
         let len = (size - bytes.len() as u64).min(u64::from(SCAN_READ_SIZE)) as u32;
-        let chunk = disk.read_at(&file, bytes.len() as u64, len).await.map_err(|e| e.to_string())?;
+        let chunk = disk
+            .read_at(&file, bytes.len() as u64, len)
+            .await
+            .map_err(|e| e.to_string())?;
         if chunk.len() != len as usize {
             return Err("hint file short read".to_string());
         }
         bytes.extend_from_slice(&chunk);
     }
-    Hint::decode(bytes, shard_id).map(Some).map_err(|why| why.to_string())
+    Hint::decode(bytes, shard_id)
+        .map(Some)
+        .map_err(|why| why.to_string())
 }
 
 /// A hint being built: take it with `Log::begin_hint`, push every live record of the
@@ -204,10 +219,23 @@ pub struct HintBuilder {
 impl HintBuilder {
     /// Adds a live record: a Put holding a key's value, or the Touch that last changed
     /// its expiry (both must survive compaction, so both are listed).
-    pub fn push(&mut self, kind: RecordKind, seq: u64, expiry_ms: u64, location: Location, key: &[u8]) {
-        assert!(matches!(kind, RecordKind::Put | RecordKind::Touch), "hints list live puts and touches");
+    pub fn push(
+        &mut self,
+        kind: RecordKind,
+        seq: u64,
+        expiry_ms: u64,
+        location: Location,
+        key: &[u8],
+    ) {
+        assert!(
+            matches!(kind, RecordKind::Put | RecordKind::Touch),
+            "hints list live puts and touches"
+        );
         assert!(!key.is_empty() && key.len() <= KEY_SIZE_MAX as usize);
-        assert!(seq >= 1 && seq <= self.last_seq, "hint entry newer than the hint");
+        assert!(
+            seq >= 1 && seq <= self.last_seq,
+            "hint entry newer than the hint"
+        );
         let e = &mut self.entries;
         e.push(kind.code());
         e.extend_from_slice(&[0, 0, 0]);
@@ -219,7 +247,10 @@ impl HintBuilder {
         e.extend_from_slice(&location.length.to_le_bytes());
         e.extend_from_slice(&0u32.to_le_bytes());
         e.extend_from_slice(key);
-        e.resize(e.len() + (align_up(key.len() as u32, RECORD_ALIGN) as usize - key.len()), 0);
+        e.resize(
+            e.len() + (align_up(key.len() as u32, RECORD_ALIGN) as usize - key.len()),
+            0,
+        );
         self.count += 1;
     }
 
@@ -273,12 +304,24 @@ impl<D: Disk> Log<D> {
         let (segment, offset) = match st.segments.get(&st.head) {
             Some(h) if !h.sealed => (st.head, h.data_end),
             // No open head: the next record goes to a segment above every current one.
-            _ => (st.segments.keys().next_back().map_or(1, |id| id + 1), SEGMENT_DATA_START),
+            _ => (
+                st.segments.keys().next_back().map_or(1, |id| id + 1),
+                SEGMENT_DATA_START,
+            ),
         };
         let rows = st
             .segments
             .iter()
-            .map(|(id, s)| (*id, SegmentRow { data_end: s.data_end, seq_min: s.seq_min, seq_max: s.seq_max }))
+            .map(|(id, s)| {
+                (
+                    *id,
+                    SegmentRow {
+                        data_end: s.data_end,
+                        seq_min: s.seq_min,
+                        seq_max: s.seq_max,
+                    },
+                )
+            })
             .collect();
         HintBuilder {
             shard_id: st.shard_id,
@@ -302,11 +345,15 @@ impl<D: Disk> Log<D> {
         }
         let bytes = hint.encode();
         if bytes.len() as u64 > HINT_SIZE_MAX {
-            return Err(StorageError::TooLarge { size: bytes.len() as u64, max: HINT_SIZE_MAX });
+            return Err(StorageError::TooLarge {
+                size: bytes.len() as u64,
+                max: HINT_SIZE_MAX,
+            });
         }
         let file = disk.create(HINT_TEMP_FILE_NAME, bytes.len() as u64).await?;
         for (i, chunk) in bytes.chunks(FLUSH_WRITE_SIZE_MAX as usize).enumerate() {
-            disk.write_at(&file, (i * FLUSH_WRITE_SIZE_MAX as usize) as u64, chunk).await?;
+            disk.write_at(&file, (i * FLUSH_WRITE_SIZE_MAX as usize) as u64, chunk)
+                .await?;
         }
         disk.sync(&file).await?;
         disk.rename(HINT_TEMP_FILE_NAME, HINT_FILE_NAME).await?;
@@ -327,7 +374,14 @@ mod tests {
             last_seq: 10,
             segment: 3,
             offset: 8192,
-            rows: vec![(3, SegmentRow { data_end: 8192, seq_min: 1, seq_max: 10 })],
+            rows: vec![(
+                3,
+                SegmentRow {
+                    data_end: 8192,
+                    seq_min: 1,
+                    seq_max: 10,
+                },
+            )],
             entries: Vec::new(),
             count: 0,
         }
@@ -336,17 +390,41 @@ mod tests {
     #[test]
     fn hint_round_trips_and_rejects_damage() {
         let mut b = builder();
-        let loc = Location { segment: 3, offset: 4096, length: 56 };
+        let loc = Location {
+            segment: 3,
+            offset: 4096,
+            length: 56,
+        };
         b.push(RecordKind::Put, 4, 0, loc, b"alpha");
-        b.push(RecordKind::Touch, 9, 77, Location { offset: 4152, ..loc }, b"alpha");
+        b.push(
+            RecordKind::Touch,
+            9,
+            77,
+            Location {
+                offset: 4152,
+                ..loc
+            },
+            b"alpha",
+        );
         let bytes = b.encode();
         assert_eq!(bytes.len() % BLOCK_SIZE as usize, 0);
         let hint = Hint::decode(bytes.clone(), 2).expect("decodes");
         assert_eq!((hint.last_seq, hint.segment, hint.offset), (10, 3, 8192));
         let entries: Vec<_> = hint.entries().map(|e| e.expect("entry")).collect();
         assert_eq!(entries.len(), 2);
-        assert_eq!((entries[0].kind, entries[0].seq, entries[0].key, entries[0].location), (RecordKind::Put, 4, &b"alpha"[..], loc));
-        assert_eq!((entries[1].kind, entries[1].expiry_ms), (RecordKind::Touch, 77));
+        assert_eq!(
+            (
+                entries[0].kind,
+                entries[0].seq,
+                entries[0].key,
+                entries[0].location
+            ),
+            (RecordKind::Put, 4, &b"alpha"[..], loc)
+        );
+        assert_eq!(
+            (entries[1].kind, entries[1].expiry_ms),
+            (RecordKind::Touch, 77)
+        );
         assert!(Hint::decode(bytes.clone(), 1).is_err(), "other shard");
         for at in [0, 20, 70, 120, 150] {
             let mut bad = bytes.clone();

@@ -33,7 +33,10 @@ pub const KEY_SIZE_MAX: u32 = 4 * 1024;
 pub const VALUE_SIZE_MAX: u32 = 4 * 1024 * 1024;
 
 /// Largest encoded record: header, largest key and value, padding.
-pub const RECORD_SIZE_MAX: u32 = align_up(RECORD_HEADER_SIZE + KEY_SIZE_MAX + VALUE_SIZE_MAX, RECORD_ALIGN);
+pub const RECORD_SIZE_MAX: u32 = align_up(
+    RECORD_HEADER_SIZE + KEY_SIZE_MAX + VALUE_SIZE_MAX,
+    RECORD_ALIGN,
+);
 
 /// Default segment size.
 pub const SEGMENT_SIZE_DEFAULT: u32 = 64 * 1024 * 1024;
@@ -96,7 +99,8 @@ const _: () = assert!(SEGMENT_DATA_START % BLOCK_SIZE == 0);
 // written, one being appended).
 const _: () = assert!(SEGMENT_DATA_START + RECORD_SIZE_MAX <= SEGMENT_SIZE_DEFAULT);
 const _: () = assert!(2 * RECORD_SIZE_MAX <= WRITE_BUFFER_SIZE_MAX);
-const _: () = assert!(SEGMENT_SIZE_MIN <= SEGMENT_SIZE_DEFAULT && SEGMENT_SIZE_DEFAULT <= SEGMENT_SIZE_MAX);
+const _: () =
+    assert!(SEGMENT_SIZE_MIN <= SEGMENT_SIZE_DEFAULT && SEGMENT_SIZE_DEFAULT <= SEGMENT_SIZE_MAX);
 const _: () = assert!(SEGMENT_SIZE_MIN % BLOCK_SIZE == 0 && SEGMENT_SIZE_MAX % BLOCK_SIZE == 0);
 const _: () = assert!(SEGMENT_SIZE_MIN > SEGMENT_DATA_START + RECORD_HEADER_SIZE);
 // Offsets and lengths are u32 and sums of two of them must not overflow.

@@ -22,8 +22,8 @@ use super::format::{
 };
 use super::limits::{
     align_down, align_up, BLOCK_SIZE, FLUSH_RETRY_INTERVAL_MS, FLUSH_WRITE_SIZE_MAX, KEY_SIZE_MAX,
-    LAZY_FLUSH_BYTES, LAZY_FLUSH_INTERVAL_MS, RECORD_ALIGN, RECORD_HEADER_SIZE,
-    SEGMENT_DATA_START, SEGMENT_SIZE_DEFAULT, SEGMENT_SIZE_MAX, SEGMENT_SIZE_MIN, VALUE_SIZE_MAX,
+    LAZY_FLUSH_BYTES, LAZY_FLUSH_INTERVAL_MS, RECORD_ALIGN, RECORD_HEADER_SIZE, SEGMENT_DATA_START,
+    SEGMENT_SIZE_DEFAULT, SEGMENT_SIZE_MAX, SEGMENT_SIZE_MIN, VALUE_SIZE_MAX,
     WRITE_BUFFER_SIZE_MAX,
 };
 
@@ -74,10 +74,14 @@ impl LogOptions {
     pub(super) fn validate(&self) -> Result<(), StorageError> {
         let size = self.segment_size;
         if !(SEGMENT_SIZE_MIN..=SEGMENT_SIZE_MAX).contains(&size) || size % BLOCK_SIZE != 0 {
-            return Err(StorageError::InvalidArgument("segment_size out of range or unaligned"));
+            return Err(StorageError::InvalidArgument(
+                "segment_size out of range or unaligned",
+            ));
         }
         if self.compact_garbage_percent > 100 {
-            return Err(StorageError::InvalidArgument("compact_garbage_percent above 100"));
+            return Err(StorageError::InvalidArgument(
+                "compact_garbage_percent above 100",
+            ));
         }
         if let SyncMode::Periodic { interval_ms: 0 } = self.sync_mode {
             return Err(StorageError::InvalidArgument("periodic interval of 0 ms"));
@@ -115,7 +119,11 @@ pub enum Op<'a> {
 impl<'a> Op<'a> {
     fn parts(self) -> (RecordKind, &'a [u8], &'a [u8], u64) {
         match self {
-            Op::Put { key, value, expiry_ms } => (RecordKind::Put, key, value, expiry_ms),
+            Op::Put {
+                key,
+                value,
+                expiry_ms,
+            } => (RecordKind::Put, key, value, expiry_ms),
             Op::Delete { key } => (RecordKind::Delete, key, &[], 0),
             Op::Touch { key, expiry_ms } => (RecordKind::Touch, key, &[], expiry_ms),
         }
@@ -203,7 +211,10 @@ impl<F> Segment<F> {
 
     pub(super) fn add_garbage(&mut self, bytes: u32) {
         let data = self.data_end - SEGMENT_DATA_START;
-        debug_assert!(self.garbage.saturating_add(bytes) <= data, "garbage beyond data");
+        debug_assert!(
+            self.garbage.saturating_add(bytes) <= data,
+            "garbage beyond data"
+        );
         self.garbage = self.garbage.saturating_add(bytes).min(data);
     }
 }
@@ -239,6 +250,8 @@ pub(super) struct State<F> {
     pub(super) exclusive: bool,
     /// A compaction step is running.
     pub(super) compacting: bool,
+    /// Someone waits for a write (`wait_written`): the flusher writes now, whatever the mode.
+    pub(super) write_wanted: bool,
     pub(super) waiters: Vec<(u64, Waker)>,
     pub(super) idle_waiters: Vec<Waker>,
     pub(super) flusher_waker: Option<Waker>,
@@ -270,6 +283,7 @@ impl<F: Clone> State<F> {
             closed: false,
             exclusive: false,
             compacting: false,
+            write_wanted: false,
             waiters: Vec::new(),
             idle_waiters: Vec::new(),
             flusher_waker: None,
@@ -307,7 +321,10 @@ impl<F: Clone> State<F> {
     }
 
     pub(super) fn unwritten_bytes(&self) -> u64 {
-        self.pending.iter().map(|p| (p.bytes.len() - p.written) as u64).sum()
+        self.pending
+            .iter()
+            .map(|p| (p.bytes.len() - p.written) as u64)
+            .sum()
     }
 
     /// Starts a new head segment in memory; its file is the spare, or is created by the
@@ -324,7 +341,10 @@ impl<F: Clone> State<F> {
                 (id, None)
             }
         };
-        assert!(self.segments.keys().all(|s| *s < id), "segment ids only grow");
+        assert!(
+            self.segments.keys().all(|s| *s < id),
+            "segment ids only grow"
+        );
         let nonce = self.next_nonce();
         let header = SegmentHeader {
             shard_id: self.shard_id,
@@ -336,8 +356,14 @@ impl<F: Clone> State<F> {
         if let Some(old) = self.segments.get_mut(&self.head) {
             old.sealed = true;
         }
-        self.segments.insert(id, Segment::new(file, nonce, segment_size));
-        self.pending.push(Pending { segment: id, base: 0, bytes: header.encode_block(), written: 0 });
+        self.segments
+            .insert(id, Segment::new(file, nonce, segment_size));
+        self.pending.push(Pending {
+            segment: id,
+            base: 0,
+            bytes: header.encode_block(),
+            written: 0,
+        });
         self.head = id;
         if let Some(w) = self.spare_waker.take() {
             w.wake();
@@ -361,18 +387,25 @@ impl<F: Clone> State<F> {
         }
         let max = u64::from(KEY_SIZE_MAX);
         if key.len() as u64 > max {
-            return Err(StorageError::TooLarge { size: key.len() as u64, max });
+            return Err(StorageError::TooLarge {
+                size: key.len() as u64,
+                max,
+            });
         }
         let max = u64::from(VALUE_SIZE_MAX);
         if value.len() as u64 > max {
-            return Err(StorageError::TooLarge { size: value.len() as u64, max });
+            return Err(StorageError::TooLarge {
+                size: value.len() as u64,
+                max,
+            });
         }
         let size = record_size(key.len() as u32, value.len() as u32);
         let max = u64::from(segment_size - SEGMENT_DATA_START);
         if size > max {
             return Err(StorageError::TooLarge { size, max });
         }
-        if self.unwritten_bytes() + size + u64::from(BLOCK_SIZE) > u64::from(WRITE_BUFFER_SIZE_MAX) {
+        if self.unwritten_bytes() + size + u64::from(BLOCK_SIZE) > u64::from(WRITE_BUFFER_SIZE_MAX)
+        {
             return Err(StorageError::Busy);
         }
         let size = size as u32;
@@ -383,13 +416,31 @@ impl<F: Clone> State<F> {
             self.roll(segment_size)?;
         }
         let head_id = self.head;
-        let head = self.segments.get_mut(&head_id).ok_or(StorageError::Closed)?;
+        let head = self
+            .segments
+            .get_mut(&head_id)
+            .ok_or(StorageError::Closed)?;
         let pending = self.pending.last_mut().ok_or(StorageError::Closed)?;
         assert_eq!(pending.segment, head_id);
-        assert_eq!(pending.base as usize + pending.bytes.len(), head.data_end as usize);
-        let written = encode_record(&mut pending.bytes, head.nonce, kind, seq, expiry_ms, key, value);
+        assert_eq!(
+            pending.base as usize + pending.bytes.len(),
+            head.data_end as usize
+        );
+        let written = encode_record(
+            &mut pending.bytes,
+            head.nonce,
+            kind,
+            seq,
+            expiry_ms,
+            key,
+            value,
+        );
         assert_eq!(written, size);
-        let location = Location { segment: head_id, offset: head.data_end, length: size };
+        let location = Location {
+            segment: head_id,
+            offset: head.data_end,
+            length: size,
+        };
         head.data_end += size;
         head.note_seq(seq);
         if let Some(w) = self.flusher_waker.take() {
@@ -446,7 +497,9 @@ pub struct Log<D: Disk> {
 
 impl<D: Disk> Clone for Log<D> {
     fn clone(&self) -> Self {
-        Log { inner: self.inner.clone() }
+        Log {
+            inner: self.inner.clone(),
+        }
     }
 }
 
@@ -503,14 +556,21 @@ impl<D: Disk> Log<D> {
         let mut st = self.inner.state.borrow_mut();
         st.check_writable()?;
         let seq = st.next_seq;
-        let location =
-            st.append_record(self.inner.options.segment_size, kind, seq, expiry_ms, key, value)?;
+        let location = st.append_record(
+            self.inner.options.segment_size,
+            kind,
+            seq,
+            expiry_ms,
+            key,
+            value,
+        )?;
         st.next_seq += 1;
         st.stats.last_seq = seq;
         Ok(Appended { seq, location })
     }
 
-    /// Resolves when `seq` is durable (mode `Sync`), at once in the other modes. Returns
+    /// Resolves when `seq` is durable (mode `Sync`: needs the flusher task running, or a
+    /// `sync()`), at once in the other modes. Returns
     /// the error of a failed flush covering `seq`: then the record is not acknowledged
     /// (it may still reach the disk when a retried flush succeeds).
     pub async fn wait_durable(&self, seq: u64) -> Result<(), StorageError> {
@@ -545,6 +605,7 @@ impl<D: Disk> Log<D> {
             if st.closed {
                 return Some(Err(StorageError::Closed));
             }
+            st.write_wanted = true;
             if let Some(w) = st.flusher_waker.take() {
                 w.wake();
             }
@@ -566,7 +627,10 @@ impl<D: Disk> Log<D> {
         let mut st = self.inner.state.borrow_mut();
         st.closed = true;
         st.wake_waiters();
-        for w in [st.flusher_waker.take(), st.spare_waker.take()].into_iter().flatten() {
+        for w in [st.flusher_waker.take(), st.spare_waker.take()]
+            .into_iter()
+            .flatten()
+        {
             w.wake();
         }
         result
@@ -589,8 +653,10 @@ impl<D: Disk> Log<D> {
                     glommio::timer::sleep(Duration::from_millis(interval_ms)).await
                 }
                 SyncMode::None => {
-                    let timer = glommio::timer::sleep(Duration::from_millis(LAZY_FLUSH_INTERVAL_MS));
-                    futures_lite::future::or(timer, self.work_ready(u64::from(LAZY_FLUSH_BYTES))).await
+                    let timer =
+                        glommio::timer::sleep(Duration::from_millis(LAZY_FLUSH_INTERVAL_MS));
+                    futures_lite::future::or(timer, self.work_ready(u64::from(LAZY_FLUSH_BYTES)))
+                        .await
                 }
             }
             if self.inner.state.borrow().closed {
@@ -605,7 +671,8 @@ impl<D: Disk> Log<D> {
     /// Resolves when at least `bytes` wait to be written, or the log is closed.
     async fn work_ready(&self, bytes: u64) {
         until(&self.inner.state, |st, waker| {
-            if st.closed || st.unwritten_bytes() >= bytes {
+            let wanted = st.write_wanted && st.unwritten_bytes() > 0;
+            if st.closed || wanted || st.unwritten_bytes() >= bytes {
                 return Some(());
             }
             st.flusher_waker = Some(waker.clone());
@@ -620,7 +687,10 @@ impl<D: Disk> Log<D> {
                 if st.closed {
                     return Some(None);
                 }
-                let half_full = st.segments.get(&st.head).is_none_or(|h| h.data_end > h.size / 2);
+                let half_full = st
+                    .segments
+                    .get(&st.head)
+                    .is_none_or(|h| h.data_end > h.size / 2);
                 if st.spare.is_none() && !st.spare_creating && half_full {
                     st.spare_creating = true;
                     let id = st.next_segment_id;
@@ -661,7 +731,24 @@ impl<D: Disk> Log<D> {
     /// Creates a segment file, preallocated and zeroed, and makes its name durable.
     pub(super) async fn create_segment_file(&self, id: u32) -> Result<D::File, StorageError> {
         let size = u64::from(self.inner.options.segment_size);
-        let file = self.inner.disk.create(&segment_file_name(id), size).await?;
+        let name = segment_file_name(id);
+        let file = match self.inner.disk.create(&name, size).await {
+            Ok(file) => file,
+            Err(e) => {
+                // A half-made file (ENOSPC while zeroing) would make every retry fail
+                // with EEXIST: remove it. Never remove a file that existed before.
+                if !matches!(
+                    e,
+                    StorageError::Io {
+                        errno: Some(libc::EEXIST),
+                        ..
+                    }
+                ) {
+                    let _ = self.inner.disk.remove(&name).await;
+                }
+                return Err(e);
+            }
+        };
         self.inner.disk.sync_dir().await?;
         Ok(file)
     }
@@ -692,7 +779,13 @@ impl<D: Disk> Log<D> {
                     data.extend_from_slice(&p.bytes);
                     data.resize(padded, 0);
                     let file = st.segments.get(&p.segment).and_then(|s| s.file.clone());
-                    Job { segment: p.segment, file, base: p.base, data, len: p.bytes.len() }
+                    Job {
+                        segment: p.segment,
+                        file,
+                        base: p.base,
+                        data,
+                        len: p.bytes.len(),
+                    }
                 })
                 .collect();
             if jobs.is_empty() && (!fsync || st.dirty.is_empty()) && st.failed.is_none() {
@@ -700,6 +793,7 @@ impl<D: Disk> Log<D> {
             }
             (jobs, st.last_seq())
         };
+        state.borrow_mut().write_wanted = false;
         let result = self.write_jobs(&mut jobs, fsync).await;
         let mut st = state.borrow_mut();
         match result {
@@ -732,7 +826,11 @@ impl<D: Disk> Log<D> {
 
     /// Writes the jobs, then syncs them and every dirty segment if asked. Returns the
     /// number of fdatasyncs.
-    async fn write_jobs(&self, jobs: &mut [Job<D::File>], fsync: bool) -> Result<u64, StorageError> {
+    async fn write_jobs(
+        &self,
+        jobs: &mut [Job<D::File>],
+        fsync: bool,
+    ) -> Result<u64, StorageError> {
         let disk = &self.inner.disk;
         for job in jobs.iter_mut() {
             let file = match &job.file {
@@ -756,8 +854,15 @@ impl<D: Disk> Log<D> {
         }
         let files: Vec<D::File> = {
             let st = self.inner.state.borrow();
-            let ids: BTreeSet<u32> = st.dirty.iter().copied().chain(jobs.iter().map(|j| j.segment)).collect();
-            ids.iter().filter_map(|id| st.segments.get(id)?.file.clone()).collect()
+            let ids: BTreeSet<u32> = st
+                .dirty
+                .iter()
+                .copied()
+                .chain(jobs.iter().map(|j| j.segment))
+                .collect();
+            ids.iter()
+                .filter_map(|id| st.segments.get(id)?.file.clone())
+                .collect()
         };
         for file in &files {
             disk.sync(file).await?;
@@ -780,7 +885,9 @@ impl<D: Disk> Log<D> {
                 && location.length >= RECORD_HEADER_SIZE
                 && end <= u64::from(segment.data_end);
             if !valid {
-                return Err(StorageError::InvalidArgument("location outside the segment's records"));
+                return Err(StorageError::InvalidArgument(
+                    "location outside the segment's records",
+                ));
             }
             let buffered = st.pending.iter().find(|p| {
                 p.segment == location.segment
@@ -789,19 +896,30 @@ impl<D: Disk> Log<D> {
             });
             if let Some(p) = buffered {
                 let from = (location.offset - p.base) as usize;
-                let bytes = p.bytes.get(from..from + location.length as usize).unwrap_or(&[]);
+                let bytes = p
+                    .bytes
+                    .get(from..from + location.length as usize)
+                    .unwrap_or(&[]);
                 return owned_record(Bytes::copy_from_slice(bytes), 0, segment.nonce, location);
             }
-            let file = segment
-                .file
-                .clone()
-                .ok_or_else(|| StorageError::NotFound(format!("file of segment {}", location.segment)))?;
+            let file = segment.file.clone().ok_or_else(|| {
+                StorageError::NotFound(format!("file of segment {}", location.segment))
+            })?;
             (file, segment.nonce)
         };
         let start = align_down(location.offset, BLOCK_SIZE);
         let end = align_up(location.offset + location.length, BLOCK_SIZE);
-        let bytes = self.inner.disk.read_at(&file, u64::from(start), end - start).await?;
-        owned_record(Bytes::from(bytes), (location.offset - start) as usize, nonce, location)
+        let bytes = self
+            .inner
+            .disk
+            .read_at(&file, u64::from(start), end - start)
+            .await?;
+        owned_record(
+            Bytes::from(bytes),
+            (location.offset - start) as usize,
+            nonce,
+            location,
+        )
     }
 
     /// Tells the log a record became garbage (overwritten, deleted, expired), for the
@@ -832,7 +950,12 @@ impl<D: Disk> Log<D> {
         let st = self.inner.state.borrow();
         st.segments
             .iter()
-            .map(|(id, s)| SegmentInfo { id: *id, data_end: s.data_end, garbage_bytes: s.garbage, sealed: s.sealed })
+            .map(|(id, s)| SegmentInfo {
+                id: *id,
+                data_end: s.data_end,
+                garbage_bytes: s.garbage,
+                sealed: s.sealed,
+            })
             .collect()
     }
 
@@ -846,8 +969,12 @@ impl<D: Disk> Log<D> {
 /// (the head) or drop the buffer (a sealed segment, all written).
 fn complete_pending<F: Clone>(st: &mut State<F>, segment: u32, len: usize) {
     let head = st.head;
-    let Some(i) = st.pending.iter().position(|p| p.segment == segment) else { return };
-    let Some(p) = st.pending.get_mut(i) else { return };
+    let Some(i) = st.pending.iter().position(|p| p.segment == segment) else {
+        return;
+    };
+    let Some(p) = st.pending.get_mut(i) else {
+        return;
+    };
     p.written = p.written.max(len);
     if segment != head && p.written == p.bytes.len() {
         st.pending.remove(i);
@@ -859,8 +986,17 @@ fn complete_pending<F: Clone>(st: &mut State<F>, segment: u32, len: usize) {
     p.written -= drop;
 }
 
-fn owned_record(buf: Bytes, at: usize, nonce: u64, location: Location) -> Result<Record, StorageError> {
-    let corrupt = |what| StorageError::Corrupt { segment: location.segment, offset: location.offset, what };
+fn owned_record(
+    buf: Bytes,
+    at: usize,
+    nonce: u64,
+    location: Location,
+) -> Result<Record, StorageError> {
+    let corrupt = |what| StorageError::Corrupt {
+        segment: location.segment,
+        offset: location.offset,
+        what,
+    };
     let slice = buf.get(at..).ok_or(corrupt("short read"))?;
     let r = decode_record(slice, nonce).map_err(|_| corrupt("record checksum"))?;
     if r.size != location.length || r.kind == RecordKind::Pad {

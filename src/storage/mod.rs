@@ -38,7 +38,8 @@
 //!
 //! # Using it from the shard
 //! ```text
-//! let (log, report) = Log::open(DmaDisk::open(dir).await?, shard_id, options, |rec| index.apply(rec)).await?;
+//! let disk = DmaDisk::open(data_dir.join(format!("shard-{shard_id}"))).await?;
+//! let (log, report) = Log::open(disk, shard_id, options, |rec, garbage| index.apply(rec, garbage)).await?;
 //! glommio::spawn_local_into(log.clone().run_flusher(), latency_tq)?.detach();
 //! let appended = log.append(Op::Put { key, value, expiry_ms })?;   // sync, inside the shard borrow
 //! log.wait_durable(appended.seq).await?;                            // outside any borrow
@@ -58,15 +59,15 @@ mod truncate;
 #[cfg(test)]
 mod tests;
 
-pub use compact::{Candidate, CompactProgress, Liveness, Relocation};
-pub use disk::{Disk, DmaDisk, PROBE_FILE_NAME};
-pub use error::StorageError;
-pub use format::{
+pub use self::compact::{Candidate, CompactProgress, Liveness, Relocation};
+pub use self::disk::{Disk, DmaDisk, PROBE_FILE_NAME};
+pub use self::error::StorageError;
+pub use self::format::{
     decode_record, encode_record, fuzz_decode, segment_file_name, DecodeError, HeaderBlock,
     Location, Record, RecordKind, RecordRef, SegmentHeader, FORMAT_VERSION,
 };
-pub use hint::{HintBuilder, HINT_FILE_NAME, HINT_TEMP_FILE_NAME};
-pub use log::{Appended, Log, LogOptions, LogStats, Op, SegmentInfo, SyncMode};
-pub use recovery::{Garbage, KeyState, Recovered, RecoveryReport};
-pub use sim::{SimDisk, SimFaults, SimStats};
-pub use truncate::TruncateReport;
+pub use self::hint::{HintBuilder, HINT_FILE_NAME, HINT_TEMP_FILE_NAME};
+pub use self::log::{Appended, Log, LogOptions, LogStats, Op, SegmentInfo, SyncMode};
+pub use self::recovery::{Garbage, KeyState, Recovered, RecoveryReport};
+pub use self::sim::{SimDisk, SimFaults, SimStats};
+pub use self::truncate::TruncateReport;

@@ -75,7 +75,12 @@ pub(super) struct Window<F> {
 
 impl<F: Clone> Window<F> {
     pub(super) fn new(file: F, limit: u32) -> Window<F> {
-        Window { file, start: 0, buf: Vec::new(), limit }
+        Window {
+            file,
+            start: 0,
+            buf: Vec::new(),
+            limit,
+        }
     }
 
     pub(super) fn get(&self, pos: u32, len: u32) -> Option<&[u8]> {
@@ -83,7 +88,12 @@ impl<F: Clone> Window<F> {
         self.buf.get(from..from + len as usize)
     }
 
-    async fn fill<D: Disk<File = F>>(&mut self, disk: &D, pos: u32, len: u32) -> Result<(), StorageError> {
+    async fn fill<D: Disk<File = F>>(
+        &mut self,
+        disk: &D,
+        pos: u32,
+        len: u32,
+    ) -> Result<(), StorageError> {
         let end = pos.saturating_add(len).min(self.limit);
         let have_end = self.start + self.buf.len() as u32;
         if pos >= self.start && end <= have_end {
@@ -100,10 +110,16 @@ impl<F: Clone> Window<F> {
         let read_end = align_up(self.limit, BLOCK_SIZE);
         while self.start + (self.buf.len() as u32) < end {
             let at = self.start + self.buf.len() as u32;
-            let want = align_up(end - at, BLOCK_SIZE).max(SCAN_READ_SIZE).min(read_end - at);
+            let want = align_up(end - at, BLOCK_SIZE)
+                .max(SCAN_READ_SIZE)
+                .min(read_end - at);
             let bytes = disk.read_at(&self.file, u64::from(at), want).await?;
             if bytes.len() < (end - at) as usize {
-                return Err(StorageError::Corrupt { segment: 0, offset: at, what: "segment file shorter than expected" });
+                return Err(StorageError::Corrupt {
+                    segment: 0,
+                    offset: at,
+                    what: "segment file shorter than expected",
+                });
             }
             self.buf.extend_from_slice(&bytes);
         }
@@ -122,7 +138,11 @@ impl<F: Clone> Window<F> {
                 Step::NeedBytes { pos, len } => {
                     self.fill(disk, pos, len).await?;
                     if self.get(pos, len).is_none() {
-                        return Err(StorageError::Corrupt { segment: 0, offset: pos, what: "scan made no progress" });
+                        return Err(StorageError::Corrupt {
+                            segment: 0,
+                            offset: pos,
+                            what: "scan made no progress",
+                        });
                     }
                 }
             }
@@ -132,7 +152,12 @@ impl<F: Clone> Window<F> {
 
 /// Writes zeros over `[from, to)` of a segment, keeping the bytes before `from` in its
 /// block, then fdatasyncs. Used to make a cut durable.
-pub(super) async fn zero_range<D: Disk>(disk: &D, file: &D::File, from: u32, to: u32) -> Result<(), StorageError> {
+pub(super) async fn zero_range<D: Disk>(
+    disk: &D,
+    file: &D::File,
+    from: u32,
+    to: u32,
+) -> Result<(), StorageError> {
     if to <= from {
         return Ok(());
     }
@@ -144,7 +169,11 @@ pub(super) async fn zero_range<D: Disk>(disk: &D, file: &D::File, from: u32, to:
     let mut pos = start;
     while pos < end {
         let len = (end - pos).min(FLUSH_WRITE_SIZE_MAX);
-        let mut chunk = if pos == start { std::mem::take(&mut first) } else { Vec::new() };
+        let mut chunk = if pos == start {
+            std::mem::take(&mut first)
+        } else {
+            Vec::new()
+        };
         chunk.resize(len as usize, 0);
         disk.write_at(file, u64::from(pos), &chunk).await?;
         pos += len;
@@ -164,18 +193,31 @@ pub(super) async fn tail_pending<D: Disk>(
     if end > base {
         bytes = disk.read_at(file, u64::from(base), BLOCK_SIZE).await?;
         if bytes.len() < (end - base) as usize {
-            return Err(StorageError::Corrupt { segment, offset: base, what: "tail block short" });
+            return Err(StorageError::Corrupt {
+                segment,
+                offset: base,
+                what: "tail block short",
+            });
         }
         bytes.truncate((end - base) as usize);
     }
     let written = bytes.len();
-    Ok(Pending { segment, base, bytes, written })
+    Ok(Pending {
+        segment,
+        base,
+        bytes,
+        written,
+    })
 }
 
 fn random_seed() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
     h.finish()
 }
 
@@ -193,10 +235,17 @@ async fn open_segments<D: Disk>(
     shard_id: u32,
     report: &mut RecoveryReport,
 ) -> Result<(Vec<Opened<D::File>>, u32), StorageError> {
-    let mut ids: Vec<u32> = disk.list().await?.iter().filter_map(|n| parse_segment_file_name(n)).collect();
+    let mut ids: Vec<u32> = disk
+        .list()
+        .await?
+        .iter()
+        .filter_map(|n| parse_segment_file_name(n))
+        .collect();
     ids.sort_unstable();
     if ids.len() > SEGMENTS_MAX as usize {
-        return Err(StorageError::InvalidArgument("more segment files than SEGMENTS_MAX"));
+        return Err(StorageError::InvalidArgument(
+            "more segment files than SEGMENTS_MAX",
+        ));
     }
     let next_id = ids.last().map_or(1, |id| id + 1);
     let mut opened = Vec::new();
@@ -207,9 +256,17 @@ async fn open_segments<D: Disk>(
         let file_size = disk.file_size(&file).await?;
         let block = disk.read_at(&file, 0, BLOCK_SIZE).await?;
         match SegmentHeader::decode_block(&block) {
-            HeaderBlock::Valid(header) if header.shard_id == shard_id && header.segment_id == id => {
-                let limit = u64::from(header.segment_size).min(file_size - file_size % u64::from(BLOCK_SIZE));
-                opened.push(Opened { id, file, header, limit: limit as u32 });
+            HeaderBlock::Valid(header)
+                if header.shard_id == shard_id && header.segment_id == id =>
+            {
+                let limit = u64::from(header.segment_size)
+                    .min(file_size - file_size % u64::from(BLOCK_SIZE));
+                opened.push(Opened {
+                    id,
+                    file,
+                    header,
+                    limit: limit as u32,
+                });
             }
             HeaderBlock::Zero => {
                 // A preallocated spare, or a segment whose first flush never landed: it
@@ -263,11 +320,12 @@ async fn scan_segment<D: Disk>(
         match win.next(disk, &mut cursor).await? {
             ScanItem::Record { pos, size } => {
                 let bytes = win.get(pos, size).unwrap_or(&[]);
-                let r = decode_record(bytes, seg.header.nonce).map_err(|_| StorageError::Corrupt {
-                    segment: seg.id,
-                    offset: pos,
-                    what: "scanned record does not decode",
-                })?;
+                let r =
+                    decode_record(bytes, seg.header.nonce).map_err(|_| StorageError::Corrupt {
+                        segment: seg.id,
+                        offset: pos,
+                        what: "scanned record does not decode",
+                    })?;
                 report.corrupt_skipped += damage.0;
                 report.corrupt_bytes += damage.1;
                 out.garbage += damage.1;
@@ -287,7 +345,11 @@ async fn scan_segment<D: Disk>(
                     expiry_ms: r.expiry_ms,
                     key: r.key,
                     value: (r.kind == RecordKind::Put).then_some(r.value),
-                    location: Location { segment: seg.id, offset: pos, length: size },
+                    location: Location {
+                        segment: seg.id,
+                        offset: pos,
+                        length: size,
+                    },
                 };
                 on_record(&recovered, garbage);
             }
@@ -323,7 +385,8 @@ impl<D: Disk> Log<D> {
         options.validate()?;
         let started = Instant::now();
         let mut report = RecoveryReport::default();
-        let mut st: State<D::File> = State::new(shard_id, options.nonce_seed.unwrap_or_else(random_seed));
+        let mut st: State<D::File> =
+            State::new(shard_id, options.nonce_seed.unwrap_or_else(random_seed));
         let (opened, next_id) = open_segments(&disk, shard_id, &mut report).await?;
         st.next_segment_id = next_id;
 
@@ -341,7 +404,14 @@ impl<D: Disk> Log<D> {
             report.hint_used = true;
             st.hint_seq = hint.last_seq;
             max_seq = hint.last_seq;
-            yield_hint(hint, &opened, &mut report, &mut live_bytes, &mut on_record, &mut garbage)?;
+            yield_hint(
+                hint,
+                &opened,
+                &mut report,
+                &mut live_bytes,
+                &mut on_record,
+                &mut garbage,
+            )?;
         }
 
         let last_index = opened.len().checked_sub(1);
@@ -356,7 +426,16 @@ impl<D: Disk> Log<D> {
             let prefix_end = from.unwrap_or(seg.limit);
             let row = hint.as_ref().and_then(|h| h.segments.get(&seg.id).copied());
             if let Some(from) = from {
-                let scanned = scan_segment(&disk, seg, from, &mut report, &mut max_seq, &mut on_record, &mut garbage).await?;
+                let scanned = scan_segment(
+                    &disk,
+                    seg,
+                    from,
+                    &mut report,
+                    &mut max_seq,
+                    &mut on_record,
+                    &mut garbage,
+                )
+                .await?;
                 segment.data_end = scanned.data_end;
                 segment.seq_min = scanned.seq_min;
                 segment.seq_max = scanned.seq_max;
@@ -381,10 +460,15 @@ impl<D: Disk> Log<D> {
                 segment.seq_max = segment.seq_max.max(hi);
             }
             if hint.is_some() && from != Some(SEGMENT_DATA_START) {
-                let prefix = u64::from(prefix_end.min(segment.data_end).saturating_sub(SEGMENT_DATA_START));
+                let prefix = u64::from(
+                    prefix_end
+                        .min(segment.data_end)
+                        .saturating_sub(SEGMENT_DATA_START),
+                );
                 let live = live_bytes.get(&seg.id).copied().unwrap_or(0);
                 let garbage = u64::from(segment.garbage) + prefix.saturating_sub(live);
-                segment.garbage = garbage.min(u64::from(segment.data_end - SEGMENT_DATA_START)) as u32;
+                segment.garbage =
+                    garbage.min(u64::from(segment.data_end - SEGMENT_DATA_START)) as u32;
             }
             st.segments.insert(seg.id, segment);
         }
@@ -410,8 +494,17 @@ impl<D: Disk> Log<D> {
         report.last_seq = max_seq;
         report.segments = st.segments.len() as u32;
         report.duration_us = started.elapsed().as_micros().min(u128::from(u64::MAX)) as u64;
-        let inner = Inner { disk, options, state: std::cell::RefCell::new(st) };
-        Ok((Log { inner: Rc::new(inner) }, report))
+        let inner = Inner {
+            disk,
+            options,
+            state: std::cell::RefCell::new(st),
+        };
+        Ok((
+            Log {
+                inner: Rc::new(inner),
+            },
+            report,
+        ))
     }
 }
 
@@ -426,8 +519,15 @@ fn yield_hint<F>(
     garbage: &mut Garbage,
 ) -> Result<(), StorageError> {
     for entry in hint.entries() {
-        let entry = entry.map_err(|what| StorageError::Corrupt { segment: u32::MAX, offset: 0, what })?;
-        if opened.binary_search_by_key(&entry.location.segment, |o| o.id).is_err() {
+        let entry = entry.map_err(|what| StorageError::Corrupt {
+            segment: u32::MAX,
+            offset: 0,
+            what,
+        })?;
+        if opened
+            .binary_search_by_key(&entry.location.segment, |o| o.id)
+            .is_err()
+        {
             continue;
         }
         *live_bytes.entry(entry.location.segment).or_default() += u64::from(entry.location.length);
@@ -490,7 +590,8 @@ impl KeyState {
                 r.kind == RecordKind::Put
             }
             RecordKind::Touch => {
-                let stale = self.touch.is_some_and(|t| t.0 > r.seq) || self.base.is_some_and(|b| b.1 > r.seq);
+                let stale = self.touch.is_some_and(|t| t.0 > r.seq)
+                    || self.base.is_some_and(|b| b.1 > r.seq);
                 if stale {
                     garbage.mark(r.location);
                     return false;

@@ -99,13 +99,22 @@ impl SimState {
     }
 
     fn file(&mut self, id: u64) -> Result<&mut SimFile, StorageError> {
-        self.files.get_mut(&id).ok_or(StorageError::from_errno("sim file", libc::EBADF))
+        self.files
+            .get_mut(&id)
+            .ok_or(StorageError::from_errno("sim file", libc::EBADF))
     }
 
     fn used_bytes(&self) -> u64 {
-        let live: std::collections::BTreeSet<u64> =
-            self.names.values().chain(self.names_durable.values()).copied().collect();
-        live.iter().filter_map(|id| self.files.get(id)).map(|f| f.data.len() as u64).sum()
+        let live: std::collections::BTreeSet<u64> = self
+            .names
+            .values()
+            .chain(self.names_durable.values())
+            .copied()
+            .collect();
+        live.iter()
+            .filter_map(|id| self.files.get(id))
+            .map(|f| f.data.len() as u64)
+            .sum()
     }
 }
 
@@ -136,7 +145,9 @@ impl SimDisk {
             next_id: 1,
             stats: SimStats::default(),
         };
-        SimDisk { state: Rc::new(RefCell::new(state)) }
+        SimDisk {
+            state: Rc::new(RefCell::new(state)),
+        }
     }
 
     /// Replaces the faults to inject from now on.
@@ -158,7 +169,9 @@ impl SimDisk {
         st.names = st.names_durable.clone();
         let ids: Vec<u64> = st.files.keys().copied().collect();
         for id in ids {
-            let Some(mut file) = st.files.remove(&id) else { continue };
+            let Some(mut file) = st.files.remove(&id) else {
+                continue;
+            };
             if !st.names_durable.values().any(|v| *v == id) {
                 continue;
             }
@@ -183,7 +196,10 @@ impl SimDisk {
     /// Current bytes of a file.
     pub fn file_bytes(&self, name: &str) -> Option<Vec<u8>> {
         let st = self.state.borrow();
-        st.names.get(name).and_then(|id| st.files.get(id)).map(|f| f.data.clone())
+        st.names
+            .get(name)
+            .and_then(|id| st.files.get(id))
+            .map(|f| f.data.clone())
     }
 
     /// Bytes held by files that exist now or would after a crash.
@@ -209,7 +225,9 @@ impl SimDisk {
 
     fn edit(&self, name: &str, f: impl Fn(&mut Vec<u8>)) {
         let mut st = self.state.borrow_mut();
-        let Some(id) = st.names.get(name).copied() else { return };
+        let Some(id) = st.names.get(name).copied() else {
+            return;
+        };
         if let Some(file) = st.files.get_mut(&id) {
             f(&mut file.data);
             f(&mut file.durable);
@@ -218,7 +236,10 @@ impl SimDisk {
 }
 
 fn check_aligned(pos: u64, len: usize) {
-    assert!(pos % u64::from(BLOCK_SIZE) == 0 && len % BLOCK_SIZE as usize == 0, "unaligned I/O");
+    assert!(
+        pos % u64::from(BLOCK_SIZE) == 0 && len % BLOCK_SIZE as usize == 0,
+        "unaligned I/O"
+    );
 }
 
 impl Disk for SimDisk {
@@ -226,7 +247,10 @@ impl Disk for SimDisk {
 
     async fn open(&self, name: &str) -> Result<u64, StorageError> {
         let st = self.state.borrow();
-        st.names.get(name).copied().ok_or_else(|| StorageError::NotFound(name.to_string()))
+        st.names
+            .get(name)
+            .copied()
+            .ok_or_else(|| StorageError::NotFound(name.to_string()))
     }
 
     async fn create(&self, name: &str, size: u64) -> Result<u64, StorageError> {
@@ -235,14 +259,24 @@ impl Disk for SimDisk {
         if st.names.contains_key(name) {
             return Err(StorageError::from_errno("create", libc::EEXIST));
         }
-        let full = st.faults.capacity_bytes.is_some_and(|cap| st.used_bytes() + size > cap);
+        let full = st
+            .faults
+            .capacity_bytes
+            .is_some_and(|cap| st.used_bytes() + size > cap);
         if st.faults.no_space || full {
             return Err(StorageError::NoSpace);
         }
         let id = st.next_id;
         st.next_id += 1;
         let zero = vec![0u8; size as usize];
-        st.files.insert(id, SimFile { data: zero.clone(), durable: zero, unsynced: Vec::new() });
+        st.files.insert(
+            id,
+            SimFile {
+                data: zero.clone(),
+                durable: zero,
+                unsynced: Vec::new(),
+            },
+        );
         st.names.insert(name.to_string(), id);
         st.stats.creates += 1;
         Ok(id)
@@ -317,14 +351,19 @@ impl Disk for SimDisk {
 
     async fn remove(&self, name: &str) -> Result<(), StorageError> {
         let mut st = self.state.borrow_mut();
-        st.names.remove(name).ok_or_else(|| StorageError::NotFound(name.to_string()))?;
+        st.names
+            .remove(name)
+            .ok_or_else(|| StorageError::NotFound(name.to_string()))?;
         st.stats.removes += 1;
         Ok(())
     }
 
     async fn rename(&self, from: &str, to: &str) -> Result<(), StorageError> {
         let mut st = self.state.borrow_mut();
-        let id = st.names.remove(from).ok_or_else(|| StorageError::NotFound(from.to_string()))?;
+        let id = st
+            .names
+            .remove(from)
+            .ok_or_else(|| StorageError::NotFound(from.to_string()))?;
         st.names.insert(to.to_string(), id);
         Ok(())
     }
@@ -362,7 +401,11 @@ mod tests {
             let bytes = disk.file_bytes("a").expect("a survives");
             assert!(bytes[..4096].iter().all(|b| *b == 1));
             assert!(bytes[4096..].iter().all(|b| *b == 0));
-            assert_eq!(disk.names(), vec!["a".to_string()], "b's name was never synced");
+            assert_eq!(
+                disk.names(),
+                vec!["a".to_string()],
+                "b's name was never synced"
+            );
         });
     }
 
@@ -371,9 +414,18 @@ mod tests {
         block_on(async {
             let disk = SimDisk::new(7);
             let f = disk.create("a", 8192).await.expect("create");
-            disk.set_faults(SimFaults { torn_write_per_mille: 1000, ..SimFaults::default() });
+            disk.set_faults(SimFaults {
+                torn_write_per_mille: 1000,
+                ..SimFaults::default()
+            });
             let err = disk.write_at(&f, 0, &[9u8; 8192]).await.expect_err("torn");
-            assert!(matches!(err, StorageError::Io { errno: Some(libc::EIO), .. }));
+            assert!(matches!(
+                err,
+                StorageError::Io {
+                    errno: Some(libc::EIO),
+                    ..
+                }
+            ));
             let bytes = disk.file_bytes("a").expect("a");
             let landed = bytes.iter().take_while(|b| **b == 9).count();
             assert_eq!(landed % SECTOR_SIZE as usize, 0);
@@ -385,7 +437,10 @@ mod tests {
     fn capacity_gives_enospc() {
         block_on(async {
             let disk = SimDisk::new(3);
-            disk.set_faults(SimFaults { capacity_bytes: Some(8192), ..SimFaults::default() });
+            disk.set_faults(SimFaults {
+                capacity_bytes: Some(8192),
+                ..SimFaults::default()
+            });
             disk.create("a", 8192).await.expect("fits");
             assert_eq!(disk.create("b", 4096).await, Err(StorageError::NoSpace));
         });

@@ -9,7 +9,9 @@
 
 use super::disk::Disk;
 use super::error::StorageError;
-use super::format::{decode_header, encode_pad, segment_file_name, RecordKind, ScanCursor, ScanItem};
+use super::format::{
+    decode_header, encode_pad, segment_file_name, RecordKind, ScanCursor, ScanItem,
+};
 use super::hint::HINT_FILE_NAME;
 use super::limits::{align_down, align_up, BLOCK_SIZE, RECORD_HEADER_SIZE, SEGMENT_DATA_START};
 use super::log::{Log, State};
@@ -95,11 +97,15 @@ impl<D: Disk> Log<D> {
         };
         let mut report = TruncateReport::default();
         for (id, file, nonce, data_end) in affected {
-            self.truncate_segment(id, &file, nonce, data_end, seq, &mut report).await?;
+            self.truncate_segment(id, &file, nonce, data_end, seq, &mut report)
+                .await?;
         }
         let head = {
             let st = state.borrow();
-            st.segments.iter().next_back().and_then(|(id, s)| Some((*id, s.file.clone()?, s.data_end)))
+            st.segments
+                .iter()
+                .next_back()
+                .and_then(|(id, s)| Some((*id, s.file.clone()?, s.data_end)))
         };
         let pending = match &head {
             Some((id, file, end)) => Some(tail_pending(&self.inner.disk, file, *id, *end).await?),
@@ -141,7 +147,12 @@ impl<D: Disk> Log<D> {
                 ScanItem::Record { pos, size } => {
                     let header = win.get(pos, size).map(|b| decode_header(b, nonce));
                     if let Some(Ok(h)) = header {
-                        records.push(Record { pos, size, seq: h.seq, pad: h.kind == RecordKind::Pad });
+                        records.push(Record {
+                            pos,
+                            size,
+                            seq: h.seq,
+                            pad: h.kind == RecordKind::Pad,
+                        });
                     }
                 }
                 ScanItem::Damaged { .. } => {}
@@ -149,7 +160,12 @@ impl<D: Disk> Log<D> {
             }
         }
         let kept = |r: &&Record| !r.pad && r.seq <= seq;
-        let keep_end = records.iter().filter(kept).map(|r| r.pos + r.size).max().unwrap_or(SEGMENT_DATA_START);
+        let keep_end = records
+            .iter()
+            .filter(kept)
+            .map(|r| r.pos + r.size)
+            .max()
+            .unwrap_or(SEGMENT_DATA_START);
         let cut: Vec<&Record> = records.iter().filter(|r| !r.pad && r.seq > seq).collect();
         let mut pad_bytes = 0u32;
         for r in cut.iter().filter(|r| r.pos < keep_end) {
@@ -158,7 +174,11 @@ impl<D: Disk> Log<D> {
             let mut blocks = disk.read_at(file, u64::from(start), end - start).await?;
             let at = (r.pos - start) as usize;
             let Some(header) = blocks.get_mut(at..at + RECORD_HEADER_SIZE as usize) else {
-                return Err(StorageError::Corrupt { segment: id, offset: r.pos, what: "short read while padding" });
+                return Err(StorageError::Corrupt {
+                    segment: id,
+                    offset: r.pos,
+                    what: "short read while padding",
+                });
             };
             header.copy_from_slice(&encode_pad(nonce, r.size));
             disk.write_at(file, u64::from(start), &blocks).await?;
@@ -180,7 +200,10 @@ impl<D: Disk> Log<D> {
             st.dirty.remove(&id);
         } else if let Some(segment) = st.segments.get_mut(&id) {
             segment.data_end = keep_end;
-            segment.garbage = segment.garbage.saturating_add(pad_bytes).min(keep_end - SEGMENT_DATA_START);
+            segment.garbage = segment
+                .garbage
+                .saturating_add(pad_bytes)
+                .min(keep_end - SEGMENT_DATA_START);
             let seqs = records.iter().filter(kept).map(|r| r.seq);
             segment.seq_min = seqs.clone().min().unwrap_or(u64::MAX);
             segment.seq_max = seqs.max().unwrap_or(0);
