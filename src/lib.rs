@@ -11,11 +11,13 @@
 //! - [`server`]: executors, listeners, connections, cross-core routing.
 //! - [`client`]: blocking and glommio clients of the native protocol.
 //! - [`config`]: node settings from flags and a TOML file.
+//! - [`bench`]: the load generator (`ringkv bench`).
 
 #![deny(missing_docs)]
 #![deny(clippy::unwrap_used)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod bench;
 pub mod client;
 pub mod config;
 pub mod constants;

@@ -103,6 +103,8 @@ enum Cmd {
     Stats,
     /// Print the shard count, hash function and ports.
     Topology,
+    /// Load generator (memtier-style) for ringkv, Redis and memcached.
+    Bench(ringkv::bench::BenchArgs),
 }
 
 #[derive(Args)]
@@ -211,7 +213,7 @@ fn client_command(target: &Target, command: Cmd) -> Result<Outcome, Error> {
     let mut c = Client::connect(target.addr.as_str(), Duration::from_secs(target.timeout))?;
     use Outcome::*;
     Ok(match command {
-        Cmd::Serve(_) => unreachable!("handled in main"),
+        Cmd::Serve(_) | Cmd::Bench(_) => unreachable!("handled in main"),
         Cmd::Ping => {
             c.ping()?;
             Print("PONG".into())
@@ -335,6 +337,7 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        Cmd::Bench(args) => ringkv::bench::main(&cli.target.addr, args),
         command => match client_command(&cli.target, command) {
             Ok(Outcome::Print(text)) => {
                 if !text.is_empty() {

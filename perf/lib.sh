@@ -1,0 +1,206 @@
+# Shared by the perf/ scripts: build, start and stop servers with a fixed CPU
+# placement, run `ringkv bench`, and clean up by pid whatever we started.
+# Source it; do not run it.
+
+set -euo pipefail
+
+PERF_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO="$(cd "$PERF_DIR/.." && pwd)"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$REPO/target}"
+RINGKV="$CARGO_TARGET_DIR/release/ringkv"
+
+# Ports of our own choosing on loopback.
+RINGKV_PORT="${RINGKV_PORT:-17878}"
+REDIS_PORT="${REDIS_PORT:-16379}"
+MEMCACHED_PORT="${MEMCACHED_PORT:-11311}"
+
+# How a run is measured (BENCHMARKING.md: warm up, then a fixed time; >= 3 rounds).
+ROUNDS="${ROUNDS:-3}"
+WARMUP="${WARMUP:-2}"
+TEST_TIME="${TEST_TIME:-10}"
+
+SERVER_PID=""
+SERVER_DIR=""
+
+log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
+
+cleanup() {
+    stop_server
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# Installs what a run needs when it is missing (Debian packages; Python plots).
+ensure_tools() {
+    local missing=()
+    command -v redis-server >/dev/null || missing+=(redis-server)
+    command -v redis-benchmark >/dev/null || missing+=(redis-tools)
+    command -v memcached >/dev/null || missing+=(memcached)
+    command -v taskset >/dev/null || missing+=(util-linux)
+    if ((${#missing[@]})); then
+        log "installing ${missing[*]}"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    fi
+    if ! python3 -c 'import matplotlib' 2>/dev/null; then
+        log "installing matplotlib"
+        python3 -m pip install -q matplotlib
+    fi
+}
+
+build() {
+    log "building ringkv (release) into $CARGO_TARGET_DIR"
+    (cd "$REPO" && cargo build --release -q)
+}
+
+# The results directory of this invocation: perf/results/<date>-<commit>/.
+results_dir() {
+    if [[ -z "${RESULTS_DIR:-}" ]]; then
+        local commit
+        commit="$(git -C "$REPO" rev-parse --short HEAD)"
+        if ! git -C "$REPO" diff --quiet HEAD -- src Cargo.toml Cargo.lock; then
+            commit="$commit-dirty"
+        fi
+        RESULTS_DIR="$PERF_DIR/results/$(date -u +%Y-%m-%d)-$commit"
+    fi
+    mkdir -p "$RESULTS_DIR"
+    export RESULTS_DIR
+    if [[ ! -f "$RESULTS_DIR/env.txt" ]]; then
+        {
+            echo "commit: $(git -C "$REPO" rev-parse HEAD)"
+            echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+            echo "kernel: $(uname -r)"
+            echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | xargs), $(nproc) vCPUs"
+            echo "rustc: $(rustc --version)"
+            echo "redis: $(redis-server --version)"
+            echo "memcached: $(memcached -V)"
+        } >"$RESULTS_DIR/env.txt"
+    fi
+    echo "$RESULTS_DIR"
+}
+
+# Fixes RESULTS_DIR for this shell and the scripts it starts.
+init_results() {
+    RESULTS_DIR="$(results_dir)"
+    export RESULTS_DIR
+}
+
+# Waits until 127.0.0.1:$1 accepts a connection (bounded).
+wait_port() {
+    local port="$1" i
+    for ((i = 0; i < 200; i++)); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            return 0
+        fi
+        sleep 0.05
+    done
+    log "port $port did not open"
+    return 1
+}
+
+# start_server KIND PLACEMENT: KIND is ringkv|redis|memcached; PLACEMENT is
+# "core" (server on CPU 0, one core) or "node" (every core, no pinning).
+start_server() {
+    local kind="$1" placement="$2" pin=() i
+    [[ "$placement" == core ]] && pin=(taskset -c 0)
+    case "$kind" in
+    ringkv)
+        local cores=1
+        [[ "$placement" == node ]] && cores="$(nproc)"
+        SERVER_DIR="$(mktemp -d /tmp/ringkv-perf.XXXXXX)"
+        "${pin[@]}" "$RINGKV" serve --bind 127.0.0.1 --port "$RINGKV_PORT" --cores "$cores" \
+            --data-dir "$SERVER_DIR/data" >"$SERVER_DIR/out" 2>"$SERVER_DIR/err" &
+        SERVER_PID=$!
+        for ((i = 0; i < 400; i++)); do
+            grep -q ready "$SERVER_DIR/out" 2>/dev/null && break
+            kill -0 "$SERVER_PID" 2>/dev/null || { cat "$SERVER_DIR/err" >&2; return 1; }
+            sleep 0.05
+        done
+        grep -q ready "$SERVER_DIR/out" || { log "ringkv did not get ready"; return 1; }
+        SERVER_PORT="$RINGKV_PORT"
+        ;;
+    redis)
+        "${pin[@]}" redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save '' \
+            --appendonly no --daemonize no --logfile /dev/null &
+        SERVER_PID=$!
+        SERVER_PORT="$REDIS_PORT"
+        wait_port "$REDIS_PORT"
+        ;;
+    memcached)
+        local threads=1
+        [[ "$placement" == node ]] && threads="$(nproc)"
+        # -m 2048: the 4 KiB scenario holds ~400 MB; the default 64 MB would evict.
+        "${pin[@]}" memcached -t "$threads" -u root -l 127.0.0.1 -p "$MEMCACHED_PORT" \
+            -m 2048 -c 4096 &
+        SERVER_PID=$!
+        SERVER_PORT="$MEMCACHED_PORT"
+        wait_port "$MEMCACHED_PORT"
+        ;;
+    *)
+        log "unknown server $kind"
+        return 1
+        ;;
+    esac
+}
+
+stop_server() {
+    if [[ -n "$SERVER_PID" ]]; then
+        kill "$SERVER_PID" 2>/dev/null || true
+        local i
+        for ((i = 0; i < 200; i++)); do
+            kill -0 "$SERVER_PID" 2>/dev/null || break
+            sleep 0.05
+        done
+        kill -9 "$SERVER_PID" 2>/dev/null || true
+        wait "$SERVER_PID" 2>/dev/null || true
+        SERVER_PID=""
+    fi
+    if [[ -n "$SERVER_DIR" ]]; then
+        rm -rf "$SERVER_DIR"
+        SERVER_DIR=""
+    fi
+}
+
+protocol_of() {
+    case "$1" in
+    ringkv) echo ringkv ;;
+    redis) echo resp ;;
+    memcached) echo memcache ;;
+    esac
+}
+
+# run_scenario NAME PLACEMENT "PEERS" BENCH_FLAGS...
+# Alternates ringkv and each peer (A B C A B C ...) ROUNDS times with identical flags.
+run_scenario() {
+    local name="$1" placement="$2" peers="$3"
+    shift 3
+    local out round kind load=() threads_flags=()
+    out="$RESULTS_DIR/$name"
+    mkdir -p "$out"
+    if [[ "$placement" == core ]]; then
+        load=(taskset -c 1)
+        threads_flags=(--threads 1 --cpus 1)
+    else
+        threads_flags=(--threads "$(nproc)" --cpus "$(seq -s, 0 $(($(nproc) - 1)))")
+    fi
+    local flags=("${threads_flags[@]}" --preload --warmup "$WARMUP" --test-time "$TEST_TIME" "$@")
+    {
+        echo "scenario: $name"
+        echo "placement: $placement ($([[ $placement == core ]] && echo 'server taskset -c 0, load taskset -c 1' || echo 'server on every core, load on every core'))"
+        echo "servers: ringkv $peers"
+        echo "bench flags: ${flags[*]}"
+    } >"$out/settings.txt"
+    for ((round = 1; round <= ROUNDS; round++)); do
+        for kind in ringkv $peers; do
+            log "$name round $round/$ROUNDS: $kind (load average $(cut -d' ' -f1 /proc/loadavg))"
+            start_server "$kind" "$placement"
+            echo "$(date -u +%H:%M:%S) $kind round $round load $(cut -d' ' -f1-3 /proc/loadavg)" >>"$out/loadavg.txt"
+            "${load[@]}" "$RINGKV" bench --addr "127.0.0.1:$SERVER_PORT" \
+                --protocol "$(protocol_of "$kind")" --server-pid "$SERVER_PID" --no-progress \
+                --json-out "$out/$kind-r$round.json" --hdr-out "$out/$kind-r$round" \
+                "${flags[@]}" >"$out/$kind-r$round.txt" 2>"$out/$kind-r$round.log"
+            stop_server
+        done
+    done
+    log "$name done: $out"
+}

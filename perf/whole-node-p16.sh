@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Scenario `whole-node-p16` (see shared BENCHMARKING.md): ringkv vs Redis vs memcached,
+# placement "node", alternated ROUNDS times with identical `ringkv bench` flags.
+source "$(dirname "$0")/lib.sh"
+if [[ "${SKIP_SETUP:-}" != 1 ]]; then ensure_tools; build; fi
+init_results
+init_results
+run_scenario whole-node-p16 node "redis memcached" \
+    --data-size 32 --key-maximum 100000 --ratio 1:10 --key-pattern random --clients 25 --pipeline 16
+python3 "$PERF_DIR/summarize.py" "$RESULTS_DIR"

@@ -1,0 +1,358 @@
+//! `ringkv bench` against a real node (and Redis and memcached when installed): short
+//! bounded runs whose JSON must add up. Every node is started from the built binary
+//! and waited for by its `ready` line, never by a sleep.
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_ringkv");
+
+/// Longest any one bench run may take before the test kills it.
+const RUN_LIMIT: Duration = Duration::from_secs(30);
+
+/// A child process killed when the test ends, however it ends.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+struct Node {
+    _proc: Proc,
+    addr: String,
+    _dir: tempfile::TempDir,
+}
+
+fn start_node(cores: u32) -> Node {
+    let dir = tempfile::Builder::new()
+        .prefix("ringkv-bench-test")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let mut child = Command::new(BIN)
+        .args(["serve", "--port", "0", "--cores", &cores.to_string()])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let proc = Proc(child);
+    // Read stdout on a thread so the wait for `ready` is bounded.
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = rx.recv_timeout(left).expect("node printed no ready line");
+        if line.contains("ready") {
+            let port = line
+                .split("native port ")
+                .nth(1)
+                .and_then(|rest| rest.split_whitespace().next())
+                .expect("ready line names the port");
+            return Node {
+                _proc: proc,
+                addr: format!("127.0.0.1:{port}"),
+                _dir: dir,
+            };
+        }
+    }
+}
+
+/// Runs `ringkv bench` with `args` plus `--json-out`; returns the exit code and JSON.
+fn bench_status(addr: &str, args: &str) -> (i32, Value) {
+    let args: Vec<&str> = args.split_whitespace().collect();
+    let out = tempfile::NamedTempFile::new_in("/tmp").unwrap();
+    let mut child = Command::new(BIN)
+        .args(["bench", "--addr", addr, "--no-progress", "--json-out"])
+        .arg(out.path())
+        .args(&args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + RUN_LIMIT;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("ringkv bench {args:?} ran past {RUN_LIMIT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    let code = status.code().unwrap_or(-1);
+    assert!(code == 0 || code == 1, "bench {args:?} failed: {stderr}");
+    let text = std::fs::read_to_string(out.path()).unwrap();
+    (code, serde_json::from_str(&text).unwrap())
+}
+
+fn bench(addr: &str, args: &str) -> Value {
+    let (code, json) = bench_status(addr, args);
+    assert_eq!(code, 0, "{json:#}");
+    json
+}
+
+fn u(v: &Value, path: &str) -> u64 {
+    v.pointer(path)
+        .and_then(Value::as_u64)
+        .unwrap_or_else(|| panic!("{path} missing in {v:#}"))
+}
+
+fn f(v: &Value, path: &str) -> f64 {
+    v.pointer(path)
+        .and_then(Value::as_f64)
+        .unwrap_or_else(|| panic!("{path} missing in {v:#}"))
+}
+
+/// The invariants every report must hold.
+fn check_consistent(j: &Value) {
+    assert_eq!(
+        u(j, "/set/ops") + u(j, "/get/ops"),
+        u(j, "/totals/ops"),
+        "sets + gets == total"
+    );
+    assert_eq!(
+        u(j, "/get/hits") + u(j, "/get/misses"),
+        u(j, "/get/ops"),
+        "hits + misses == gets"
+    );
+    assert_eq!(u(j, "/set/hits") + u(j, "/set/misses"), 0);
+    for op in ["set", "get", "totals"] {
+        if u(j, &format!("/{op}/ops")) == 0 {
+            continue;
+        }
+        let l = |p: &str| f(j, &format!("/{op}/latency_us/{p}"));
+        let chain = [l("min"), l("p50"), l("p90"), l("p99"), l("p99_9"), l("max")];
+        assert!(
+            chain.windows(2).all(|w| w[0] <= w[1]),
+            "{op} percentiles not monotone: {chain:?}"
+        );
+        assert!(l("min") > 0.0);
+    }
+}
+
+fn no_errors(j: &Value) {
+    assert_eq!(u(j, "/totals/errors"), 0, "{:#}", j["errors"]);
+    assert_eq!(u(j, "/totals/timeouts"), 0, "{:#}", j["errors"]);
+    assert_eq!(u(j, "/warmup/errors") + u(j, "/warmup/timeouts"), 0);
+}
+
+#[test]
+fn closed_loop_counts_add_up_and_verify_is_clean() {
+    let node = start_node(2);
+    let j = bench(
+        &node.addr,
+        "--threads 2 --clients 4 --pipeline 4 --requests 200 --ratio 1:3 --key-maximum 2000 \
+         --preload --verify --data-size-range 1-300 --warmup 0.2",
+    );
+    check_consistent(&j);
+    no_errors(&j);
+    assert_eq!(u(&j, "/shards"), 2);
+    assert_eq!(j["routes"].as_array().unwrap().len(), 2);
+    // Every client made exactly its 200 measured requests, a quarter of them SETs.
+    assert_eq!(u(&j, "/totals/ops"), 2 * 4 * 200);
+    assert_eq!(u(&j, "/set/ops"), 2 * 4 * 50);
+    // Preloaded: every GET hits.
+    assert_eq!(u(&j, "/get/misses"), 0);
+    assert!(j["verify"]["clean"].as_bool().unwrap());
+    assert_eq!(u(&j, "/verify/read_back/ok"), 2000);
+    assert_eq!(u(&j, "/preload/keys"), 2000);
+    assert!(u(&j, "/warmup/ops") > 0);
+    assert_eq!(j["settings"]["pipeline"], 4);
+}
+
+#[test]
+fn verify_reads_back_what_the_run_set_and_catches_wrong_values() {
+    let node = start_node(2);
+    let j = bench(
+        &node.addr,
+        "--clients 3 --requests 100 --ratio 1:1 --key-maximum 500 --verify --seed 5",
+    );
+    check_consistent(&j);
+    no_errors(&j);
+    let written = u(&j, "/verify/read_back/keys");
+    assert!(written > 50 && written <= 150, "{written}");
+    assert!(j["verify"]["clean"].as_bool().unwrap());
+    // Read the same keys expecting another seed's values: every hit is wrong.
+    let (code, j) = bench_status(
+        &node.addr,
+        "--clients 1 --requests 200 --ratio 0:1 --key-maximum 500 --verify --seed 6",
+    );
+    assert_eq!(code, 1, "a failed verify exits with status 1");
+    assert!(u(&j, "/get/hits") > 0);
+    assert_eq!(u(&j, "/verify/wrong_values_in_run"), u(&j, "/get/hits"));
+    assert!(!j["verify"]["clean"].as_bool().unwrap());
+}
+
+#[test]
+fn open_loop_holds_its_rate() {
+    let node = start_node(2);
+    let j = bench(
+        &node.addr,
+        "--clients 4 --rate 2000 --test-time 1 --warmup 0.2 --key-maximum 1000",
+    );
+    check_consistent(&j);
+    no_errors(&j);
+    let offered = f(&j, "/open_loop/offered_ops_per_sec");
+    let done = f(&j, "/totals/ops_per_sec");
+    assert!((1800.0..=2200.0).contains(&offered), "offered {offered}");
+    assert!((1800.0..=2200.0).contains(&done), "done {done}");
+}
+
+#[test]
+fn key_patterns_and_hdr_files() {
+    let node = start_node(1);
+    for pattern in ["sequential", "gaussian", "zipf"] {
+        let j = bench(
+            &node.addr,
+            &format!("--clients 2 --requests 100 --key-pattern {pattern}"),
+        );
+        check_consistent(&j);
+        no_errors(&j);
+        assert_eq!(u(&j, "/totals/ops"), 200);
+    }
+    let dir = tempfile::tempdir_in("/tmp").unwrap();
+    let prefix = dir.path().join("run");
+    let prefix = prefix.to_str().unwrap();
+    bench(
+        &node.addr,
+        &format!("--clients 2 --requests 50 --hdr-out {prefix}"),
+    );
+    for op in ["set", "get", "total"] {
+        let text = std::fs::read_to_string(format!("{prefix}-{op}.hgrm")).unwrap();
+        assert!(text.starts_with("       Value     Percentile TotalCount 1/(1-Percentile)"));
+        assert!(text.contains("#[Max     ="), "{text}");
+    }
+}
+
+#[test]
+fn a_silent_server_counts_timeouts() {
+    // Accepts connections and never answers.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().take(16).flatten() {
+            held.push(stream);
+        }
+    });
+    let j = bench(
+        &addr,
+        "--protocol resp --clients 1 --requests 3 --timeout-ms 150",
+    );
+    assert_eq!(u(&j, "/totals/ops"), 0);
+    assert_eq!(u(&j, "/totals/timeouts"), 3);
+}
+
+fn installed(program: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(program))
+            .find(|p| p.is_file())
+    })
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts a peer server and waits (bounded) until its port answers.
+fn start_peer(program: &Path, args: &[String], port: u16) -> Proc {
+    let child = Command::new(program)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let proc = Proc(child);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "{program:?} did not open port {port}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    proc
+}
+
+#[test]
+fn peers_redis_and_memcached_when_installed() {
+    let run = |protocol: &str, port: u16| {
+        let j = bench(
+            &format!("127.0.0.1:{port}"),
+            &format!(
+                "--protocol {protocol} --clients 4 --pipeline 8 --requests 100 \
+                 --key-maximum 1000 --preload --verify"
+            ),
+        );
+        check_consistent(&j);
+        no_errors(&j);
+        assert_eq!(u(&j, "/totals/ops"), 400);
+        assert_eq!(u(&j, "/get/misses"), 0);
+        assert!(j["verify"]["clean"].as_bool().unwrap());
+    };
+    match installed("redis-server") {
+        Some(redis) => {
+            let port = free_port();
+            let args = [
+                "--port",
+                &port.to_string(),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ]
+            .map(String::from);
+            let _redis = start_peer(&redis, &args, port);
+            run("resp", port);
+        }
+        None => println!("note: redis-server not installed, RESP run skipped"),
+    }
+    match installed("memcached") {
+        Some(memcached) => {
+            let port = free_port();
+            let args = [
+                "-t",
+                "1",
+                "-u",
+                "root",
+                "-l",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+            ]
+            .map(String::from);
+            let _memcached = start_peer(&memcached, &args, port);
+            run("memcache", port);
+        }
+        None => println!("note: memcached not installed, memcache run skipped"),
+    }
+}
