@@ -225,8 +225,11 @@ impl Core {
                 crate::shard::LogError::NoSpace => ShardError::NoSpace,
                 other => ShardError::Io(format!("{other:?}")),
             };
+            // Nor is a value it read that is not on disk.
+            let durable_seq = log.stats().durable_seq;
             for (reply, write) in replies.iter_mut().zip(writes) {
-                if write && !matches!(reply, Reply::Error(_)) {
+                let unsafe_read = matches!(reply, Reply::Value { version, .. } if *version > durable_seq);
+                if (write && !matches!(reply, Reply::Error(_))) || unsafe_read {
                     stats::bump(&counters.durable_failures);
                     *reply = Reply::Error(err.clone());
                 }
