@@ -144,6 +144,14 @@ impl<L: Log, C: Clock> Shard<L, C> {
                     Reply::Ttl((at != 0).then(|| at.saturating_sub(now)))
                 }
             },
+            Command::ExpireTime { key } => match self.live(&key, now) {
+                Current::Absent => Reply::NotFound,
+                Current::Present { slot } => {
+                    let at = self.entry(slot).expire_at_ms;
+                    Reply::ExpireAt((at != 0).then_some(at))
+                }
+            },
+            Command::Transaction { watch, commands } => self.transaction(&watch, commands, now),
             Command::IncrBy { key, delta } => self.incr_by(key, delta, now),
             Command::IncrByFloat { key, delta } => self.incr_by_float(key, delta, now),
             Command::Append { key, value } => self.append(key, &value, now),
@@ -245,6 +253,12 @@ impl<L: Log, C: Clock> Shard<L, C> {
     }
 
     /// Stores `value` under `key` (slot known or not); the common end of every write.
+    ///
+    /// The stored value is always a copy of exactly its own bytes. A front-end hands
+    /// the shard slices of its read buffer (zero-copy parsing), and keeping such a
+    /// slice would pin the whole read chunk (16 KiB or more) for as long as the key
+    /// lives: a million 32-byte values could hold gigabytes. One copy per write is
+    /// the price; the values the shard builds itself (INCR, APPEND) pay it too.
     fn put(
         &mut self,
         key: Bytes,
@@ -252,6 +266,7 @@ impl<L: Log, C: Clock> Shard<L, C> {
         value: Bytes,
         expire_at_ms: u64,
     ) -> Result<u64, LogError> {
+        let value = Bytes::copy_from_slice(&value);
         let version = self.log.append(Mutation::Put {
             key: &key,
             value: &value,
@@ -439,6 +454,29 @@ impl<L: Log, C: Clock> Shard<L, C> {
                 Reply::Applied(true)
             }
         }
+    }
+
+    /// Runs `commands` only if every watched key still has the version it had when it
+    /// was watched (`None`: still absent). Nothing else runs on this shard between the
+    /// check and the last command, which is what makes a transaction atomic.
+    fn transaction(
+        &mut self,
+        watch: &[(Bytes, Option<u64>)],
+        commands: Vec<Command>,
+        now: u64,
+    ) -> Reply {
+        for (key, expected) in watch {
+            let version = match self.live(key, now) {
+                Current::Absent => None,
+                Current::Present { slot } => Some(self.entry(slot).version),
+            };
+            if version != *expected {
+                return Reply::Transaction(None);
+            }
+        }
+        Reply::Transaction(Some(
+            commands.into_iter().map(|cmd| self.apply(cmd)).collect(),
+        ))
     }
 
     /// Read-modify-write helper: the current value (or empty), its slot and expiry.
@@ -658,3 +696,6 @@ pub fn format_f64(value: f64) -> String {
         text
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,133 @@
+//! Shard semantics that the front-ends rely on.
+#![allow(clippy::unwrap_used)]
+
+use bytes::Bytes;
+
+use super::*;
+
+fn shard() -> (Shard<MemoryLog, ManualClock>, ManualClock) {
+    let clock = ManualClock::new(1_000_000);
+    (Shard::new(MemoryLog::default(), clock.clone()), clock)
+}
+
+fn set(key: &str, value: Bytes) -> Command {
+    Command::Set {
+        key: Bytes::copy_from_slice(key.as_bytes()),
+        value,
+        expiry: Expiry::Never,
+        cond: Cond::Always,
+        get_old: false,
+    }
+}
+
+fn get(key: &str) -> Command {
+    Command::Get {
+        key: Bytes::copy_from_slice(key.as_bytes()),
+    }
+}
+
+fn version_of(reply: &Reply) -> u64 {
+    match reply {
+        Reply::Value { version, .. } => *version,
+        other => panic!("not a value: {other:?}"),
+    }
+}
+
+/// A stored value must not keep the front-end's read buffer alive: both protocols
+/// hand the shard slices of a 16 KiB (or larger) read chunk.
+#[test]
+fn stored_values_do_not_pin_the_read_buffer() {
+    let (mut s, _) = shard();
+    let chunk = Bytes::from(vec![b'x'; 16 * 1024]);
+    let range = chunk.as_ptr() as usize..chunk.as_ptr() as usize + chunk.len();
+    s.apply(set("k", chunk.slice(100..132)));
+    s.apply(Command::Append {
+        key: Bytes::from_static(b"a"),
+        value: chunk.slice(0..8),
+    });
+    for key in ["k", "a"] {
+        let Reply::Value { value, .. } = s.apply(get(key)) else {
+            panic!("{key} is stored");
+        };
+        assert!(
+            !range.contains(&(value.as_ptr() as usize)),
+            "{key}'s value points into the read chunk"
+        );
+    }
+    let Reply::Value { value, .. } = s.apply(get("k")) else {
+        panic!("k is stored");
+    };
+    assert_eq!(value, Bytes::from(vec![b'x'; 32]));
+}
+
+#[test]
+fn expire_time_is_absolute() {
+    let (mut s, clock) = shard();
+    let key = Bytes::from_static(b"k");
+    assert_eq!(
+        s.apply(Command::ExpireTime { key: key.clone() }),
+        Reply::NotFound
+    );
+    s.apply(set("k", Bytes::from_static(b"v")));
+    assert_eq!(
+        s.apply(Command::ExpireTime { key: key.clone() }),
+        Reply::ExpireAt(None)
+    );
+    s.apply(Command::Expire {
+        key: key.clone(),
+        expiry: Expiry::AfterMs(5_000),
+        cond: ExpireCond::Always,
+    });
+    assert_eq!(
+        s.apply(Command::ExpireTime { key: key.clone() }),
+        Reply::ExpireAt(Some(1_005_000))
+    );
+    clock.advance(5_000);
+    assert_eq!(s.apply(Command::ExpireTime { key }), Reply::NotFound);
+}
+
+#[test]
+fn transaction_runs_only_if_watched_versions_hold() {
+    let (mut s, _) = shard();
+    let v1 = version_of(&{
+        s.apply(set("w", Bytes::from_static(b"1")));
+        s.apply(get("w"))
+    });
+    let tx = |watch: Vec<(Bytes, Option<u64>)>| Command::Transaction {
+        watch,
+        commands: vec![
+            set("a", Bytes::from_static(b"x")),
+            Command::IncrBy {
+                key: Bytes::from_static(b"a"),
+                delta: 1,
+            },
+        ],
+    };
+    // Unchanged: every command runs, errors included (no rollback, like Redis).
+    let Reply::Transaction(Some(replies)) = s.apply(tx(vec![(Bytes::from_static(b"w"), Some(v1))]))
+    else {
+        panic!("transaction should run");
+    };
+    assert_eq!(replies.len(), 2);
+    assert_eq!(replies[1], Reply::Error(ShardError::NotInteger));
+    // Changed since it was watched: nothing runs.
+    s.apply(set("w", Bytes::from_static(b"2")));
+    s.apply(Command::Delete {
+        key: Bytes::from_static(b"a"),
+        cond: Cond::Always,
+    });
+    assert_eq!(
+        s.apply(tx(vec![(Bytes::from_static(b"w"), Some(v1))])),
+        Reply::Transaction(None)
+    );
+    assert_eq!(s.apply(get("a")), Reply::NotFound);
+    // `None` means "must still be absent" (MSETNX).
+    assert_eq!(
+        s.apply(tx(vec![(Bytes::from_static(b"w"), None)])),
+        Reply::Transaction(None)
+    );
+    assert!(matches!(
+        s.apply(tx(vec![(Bytes::from_static(b"nope"), None)])),
+        Reply::Transaction(Some(_))
+    ));
+}
