@@ -128,6 +128,13 @@ struct ServeArgs {
     /// Seconds before a silent, stalled or non-reading connection is closed.
     #[arg(long)]
     idle_timeout_secs: Option<u64>,
+    /// Redis-protocol (RESP2/RESP3) port shared by all cores (default 6380; 0 = pick
+    /// a free one).
+    #[arg(long, conflicts_with = "no_resp")]
+    resp_port: Option<u16>,
+    /// Serve no Redis protocol (TOML: `resp-port = "off"`).
+    #[arg(long)]
+    no_resp: bool,
 }
 
 fn serve(args: ServeArgs) -> Result<(), String> {
@@ -152,6 +159,12 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     }
     if let Some(v) = args.idle_timeout_secs {
         config.idle_timeout_secs = v;
+    }
+    if let Some(v) = args.resp_port {
+        config.resp_port = Some(v);
+    }
+    if args.no_resp {
+        config.resp_port = None;
     }
     ringkv::server::run(config).map_err(|e| e.to_string())
 }

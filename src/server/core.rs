@@ -63,6 +63,16 @@ impl Parts {
         self.commands.len()
     }
 
+    /// The shard of every part, in push order.
+    pub fn shards(&self) -> &[usize] {
+        &self.shard
+    }
+
+    /// The commands, in push order (to wrap them into one `Transaction`).
+    pub fn into_commands(self) -> Vec<Command> {
+        self.commands
+    }
+
     /// True when no part was pushed.
     pub fn is_empty(&self) -> bool {
         self.commands.is_empty()
@@ -107,6 +117,8 @@ pub struct Core {
     pub shutdown: Arc<AtomicBool>,
     /// When the node started.
     pub started: Instant,
+    /// The RESP port, once bound (`INFO` and `CONFIG GET port` report it).
+    pub resp_port: Cell<Option<u16>>,
     requests: Senders<Forward>,
     replies: Senders<Returned>,
     waiting: RefCell<HashMap<u64, LocalSender<Vec<Reply>>>>,
@@ -135,6 +147,7 @@ impl Core {
             config,
             shutdown,
             started: Instant::now(),
+            resp_port: Cell::new(None),
             requests,
             replies,
             waiting: RefCell::new(HashMap::new()),

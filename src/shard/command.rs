@@ -46,6 +46,8 @@ pub enum ExpireCond {
     Gt,
     /// Only if the new expiry is earlier (no expiry counts as infinite).
     Lt,
+    /// Only if the key has an expiry and the new one is earlier (`XX LT`).
+    XxLt,
 }
 
 /// A command for one shard.
@@ -114,7 +116,8 @@ pub enum Command {
     Transaction {
         /// Keys and the versions they must have.
         watch: Vec<(Bytes, Option<u64>)>,
-        /// Commands to run (never another `Transaction`).
+        /// Commands to run (a nested `Transaction`, such as an MSETNX queued in a
+        /// MULTI block, runs as one of them).
         commands: Vec<Command>,
     },
     /// Add to a decimal 64-bit integer value (absent = 0).

@@ -428,6 +428,7 @@ impl<L: Log, C: Clock> Shard<L, C> {
             ExpireCond::Xx => cur != 0,
             ExpireCond::Gt => new_cmp > infinite(cur),
             ExpireCond::Lt => new_cmp < infinite(cur),
+            ExpireCond::XxLt => cur != 0 && new_cmp < cur,
         };
         if !allowed {
             return Reply::Applied(false);
