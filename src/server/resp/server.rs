@@ -152,7 +152,9 @@ pub(crate) fn auth(_ctx: &mut Ctx<'_>, args: &[Bytes]) -> Handled {
 pub(crate) fn select(_ctx: &mut Ctx<'_>, args: &[Bytes]) -> Handled {
     let index = int(&args[1])?;
     if i32::try_from(index).is_err() {
-        return Err(Reject::new(super::args::NOT_INTEGER));
+        return Err(Reject::new(
+            "ERR value is out of range, value must between -2147483648 and 2147483647",
+        ));
     }
     if index != 0 {
         return Err(Reject::new("ERR DB index is out of range"));
@@ -214,7 +216,11 @@ pub(crate) fn function(_ctx: &mut Ctx<'_>, args: &[Bytes]) -> Handled {
         match args.get(2..) {
             Some([]) => {}
             Some([mode]) if is(mode, "async") || is(mode, "sync") => {}
-            _ => return Err(Reject::syntax()),
+            _ => {
+                return Err(Reject::new(
+                    "ERR FUNCTION FLUSH only supports SYNC|ASYNC option",
+                ))
+            }
         }
         Ok(Plan::Static(b"+OK\r\n"))
     } else if is(sub, "list") {
