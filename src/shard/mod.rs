@@ -688,14 +688,38 @@ pub fn parse_f64(bytes: &[u8]) -> Option<f64> {
     value.is_finite().then_some(value)
 }
 
-/// Formats a float as the shortest decimal that reads back the same, without exponent.
+/// Formats an INCRBYFLOAT result the way Redis shows it (`%.17Lf`, trailing zeros
+/// and dot removed: never an exponent, at most 17 decimals), from an `f64`.
+///
+/// Redis computes in 80-bit long double; ringkv in `f64`. For the usual inputs
+/// (decimals with few significant digits) both print the same: the shortest decimal
+/// that reads back as the `f64`. Integral values past 2^53 print all their digits
+/// (as `%.17Lf` does) instead of the shortest form padded with zeros, and values
+/// with more than 17 decimals are rounded to 17, as Redis rounds them.
 pub fn format_f64(value: f64) -> String {
-    let text = format!("{value}");
-    if text == "-0" {
-        "0".to_string()
+    const EXACT_INTEGER_MAX: f64 = 9_007_199_254_740_992.0; // 2^53
+    let mut text = if value.abs() >= EXACT_INTEGER_MAX {
+        format!("{value:.0}")
     } else {
-        text
+        let shortest = format!("{value}");
+        match shortest.split_once('.') {
+            Some((_, decimals)) if decimals.len() > 17 => {
+                let mut rounded = format!("{value:.17}");
+                while rounded.ends_with('0') {
+                    rounded.pop();
+                }
+                if rounded.ends_with('.') {
+                    rounded.pop();
+                }
+                rounded
+            }
+            _ => shortest,
+        }
+    };
+    if text == "-0" {
+        text = "0".to_string();
     }
+    text
 }
 
 #[cfg(test)]

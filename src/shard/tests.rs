@@ -131,3 +131,40 @@ fn transaction_runs_only_if_watched_versions_hold() {
         Reply::Transaction(Some(_))
     ));
 }
+
+#[test]
+fn floats_print_like_redis_incrbyfloat() {
+    for (value, text) in [
+        (10.6, "10.6"),
+        (3.0, "3"),
+        (-0.0, "0"),
+        (0.0000001, "0.0000001"),
+        (1e-20, "0"),
+        (9223372036854775808.0, "9223372036854775808"),
+        (5e20, "500000000000000000000"),
+        (-2.25, "-2.25"),
+    ] {
+        assert_eq!(format_f64(value), text, "{value:e}");
+    }
+}
+
+/// `EXPIRE ... XX LT`: only a key that has an expiry, and only to an earlier one.
+#[test]
+fn expire_xx_lt_needs_an_existing_expiry() {
+    let (mut s, _) = shard();
+    let key = Bytes::from_static(b"k");
+    s.apply(set("k", Bytes::from_static(b"v")));
+    let expire = |ms| Command::Expire {
+        key: key.clone(),
+        expiry: Expiry::AfterMs(ms),
+        cond: ExpireCond::XxLt,
+    };
+    assert_eq!(s.apply(expire(5_000)), Reply::Applied(false));
+    s.apply(Command::Expire {
+        key: key.clone(),
+        expiry: Expiry::AfterMs(10_000),
+        cond: ExpireCond::Always,
+    });
+    assert_eq!(s.apply(expire(20_000)), Reply::Applied(false));
+    assert_eq!(s.apply(expire(5_000)), Reply::Applied(true));
+}

@@ -75,6 +75,9 @@ pub(crate) enum Shape {
     Type,
     /// The transaction ran: 1; a key existed: 0 (MSETNX).
     MSetNx,
+    /// Value: this error; absent: null (GETEX with a bad time: Redis checks the
+    /// time only once it found the key).
+    ErrorIfFound(&'static str),
 }
 
 /// What a multi-shard reply is made of.
@@ -320,6 +323,8 @@ pub(crate) fn shaped(w: &mut ReplyWriter<'_>, shape: Shape, reply: &Reply) {
         (Shape::Type, _) => w.simple(b"none"),
         (Shape::MSetNx, Reply::Transaction(Some(_))) => w.integer(1),
         (Shape::MSetNx, _) => w.integer(0),
+        (Shape::ErrorIfFound(text), Reply::Value { .. }) => w.error(text.as_bytes()),
+        (Shape::ErrorIfFound(_), _) => w.null(),
         (shape, reply) => w.error(format!("ERR internal: {shape:?} got {reply:?}").as_bytes()),
     }
 }

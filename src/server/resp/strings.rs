@@ -6,7 +6,7 @@
 
 use bytes::Bytes;
 
-use super::args::{float, int, is, key, Handled, Reject};
+use super::args::{float, int, is, key, Handled, Reject, NOT_INTEGER};
 use super::plan::{Plan, Shape};
 use super::Ctx;
 use crate::constants::VALUE_SIZE_MAX;
@@ -208,12 +208,23 @@ pub(crate) fn getdel(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Handled {
 /// `GETEX key [EX s | PX ms | EXAT t | PXAT t | PERSIST]`.
 pub(crate) fn getex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Handled {
     let o = parse_options(&args[2..], For::GetEx)?;
-    let expiry = match o.expire {
-        Some((unit, arg)) => expiry(unit, arg, "getex")?,
+    let key = key(&args[1])?;
+    let expiry = match o.expire.map(|(unit, arg)| expiry(unit, arg, "getex")) {
+        Some(Ok(expiry)) => expiry,
+        // Redis looks the key up before it checks the time: a missing key is a null
+        // reply even with a bad time, a present one gets the error.
+        Some(Err(reject)) => {
+            let text = if reject.0 == NOT_INTEGER {
+                NOT_INTEGER
+            } else {
+                "ERR invalid expire time in 'getex' command"
+            };
+            let shape = Shape::ErrorIfFound(text);
+            return one(ctx, &key.clone(), Command::Get { key }, shape);
+        }
         None if o.persist => Expiry::Never,
         None => Expiry::Keep,
     };
-    let key = key(&args[1])?;
     one(
         ctx,
         &key.clone(),
