@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use crate::constants::{
-    CONNECTIONS_MAX_DEFAULT, CORES_MAX, IDLE_TIMEOUT_SECS_DEFAULT, PORT_DEFAULT,
+    CONNECTIONS_MAX_DEFAULT, CORES_MAX, IDLE_TIMEOUT_SECS_DEFAULT, PORT_DEFAULT, RESP_PORT_DEFAULT,
 };
 
 /// When a write is acknowledged.
@@ -65,6 +65,27 @@ pub struct Config {
     pub eviction: EvictionMode,
     /// A log segment is compacted once this percentage of it is garbage.
     pub compact_garbage_percent: u32,
+    /// Redis-protocol port shared by all cores (0 picks a free one); `None` serves no
+    /// RESP. In TOML: `resp-port = 6380`, or `resp-port = "off"`.
+    #[serde(deserialize_with = "resp_port")]
+    pub resp_port: Option<u16>,
+}
+
+/// `resp-port` in TOML: a port number, or the string `"off"`.
+fn resp_port<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u16>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Port {
+        Number(u16),
+        Word(String),
+    }
+    match Port::deserialize(d)? {
+        Port::Number(port) => Ok(Some(port)),
+        Port::Word(word) if word == "off" => Ok(None),
+        Port::Word(word) => Err(serde::de::Error::custom(format!(
+            "resp-port must be a port number or \"off\", got \"{word}\""
+        ))),
+    }
 }
 
 impl Default for Config {
@@ -83,6 +104,7 @@ impl Default for Config {
             cache_size_mib: 1024,
             eviction: EvictionMode::None,
             compact_garbage_percent: 50,
+            resp_port: Some(RESP_PORT_DEFAULT),
         }
     }
 }
@@ -151,6 +173,17 @@ mod tests {
             toml::from_str::<Config>("prot = 1").is_err(),
             "unknown keys are refused"
         );
+    }
+
+    #[test]
+    fn resp_port_is_a_number_or_off() {
+        assert_eq!(Config::default().resp_port, Some(RESP_PORT_DEFAULT));
+        let on: Config = toml::from_str("resp-port = 0").unwrap();
+        assert_eq!(on.resp_port, Some(0));
+        let off: Config = toml::from_str("resp-port = \"off\"").unwrap();
+        assert_eq!(off.resp_port, None);
+        assert!(toml::from_str::<Config>("resp-port = \"no\"").is_err());
+        assert!(toml::from_str::<Config>("resp-port = 70000").is_err());
     }
 
     #[test]

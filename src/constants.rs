@@ -52,6 +52,54 @@ pub const CORES_MAX: u32 = 256;
 /// Default native port; the per-core ports follow it (`port + 1 + core`).
 pub const PORT_DEFAULT: u16 = 7878;
 
+/// Default Redis-protocol (RESP) port, shared by all cores. Not Redis's 6379, so a
+/// node can run beside a Redis server on the same machine.
+pub const RESP_PORT_DEFAULT: u16 = 6380;
+
+/// Largest RESP bulk argument, in bytes (Redis's `proto-max-bulk-len`, 512 MiB
+/// there): a value can never be larger, so a larger declared length is refused at
+/// once with Redis's "invalid bulk length" instead of being buffered.
+pub const RESP_BULK_LEN_MAX: u32 = VALUE_SIZE_MAX;
+
+/// Largest number of arguments of one RESP command. Redis allows 2^31; ringkv
+/// bounds it so one command's bookkeeping (one part per key) stays small.
+pub const RESP_ARGS_MAX: u32 = 64 * 1024;
+
+/// Largest RESP inline request line, and largest `*`/`$` header line (Redis's
+/// `PROTO_INLINE_MAX_SIZE`).
+pub const RESP_INLINE_LEN_MAX: u32 = 64 * 1024;
+
+/// Most bytes a RESP connection may buffer for one command that has not fully
+/// arrived (Redis's `client-query-buffer-limit`, 1 GiB there). Past it the
+/// connection gets an error and is closed, so a huge declared array that never
+/// arrives costs bounded memory.
+pub const RESP_QUERY_BUFFER_MAX: u32 = 16 * 1024 * 1024;
+
+/// Output bytes a RESP connection accumulates before it writes them out, even in
+/// the middle of a pipelined batch, so a batch of large replies never builds up in
+/// memory all at once.
+pub const RESP_OUTPUT_FLUSH_BYTES: u32 = 256 * 1024;
+
+/// Largest reply to one multi-key RESP read (`MGET`, `KEYS`); a larger one is
+/// refused with an error instead of being built (`SCAN` pages through any size).
+pub const RESP_REPLY_SIZE_MAX: u32 = 64 * 1024 * 1024;
+
+/// Most shard commands one pipelined RESP batch gathers before running them, so a
+/// pipeline of large MGETs is split into several rounds of bounded size.
+pub const RESP_BATCH_PARTS_MAX: u32 = 4 * FORWARD_BATCH_MAX;
+
+/// Most commands queued by one `MULTI` block.
+pub const RESP_MULTI_QUEUE_MAX: u32 = 10_000;
+
+/// Most argument bytes queued by one `MULTI` block.
+pub const RESP_MULTI_BYTES_MAX: u32 = 16 * 1024 * 1024;
+
+/// Most keys one connection may `WATCH` at once.
+pub const RESP_WATCH_KEYS_MAX: u32 = 1024;
+
+/// Longest `DEBUG SLEEP`, in milliseconds (it delays only the calling connection).
+pub const RESP_DEBUG_SLEEP_MS_MAX: u64 = 10_000;
+
 /// Milliseconds between two rounds of the active TTL sweeper on each core.
 pub const EXPIRE_SWEEP_INTERVAL_MS: u64 = 100;
 
@@ -71,3 +119,8 @@ const _: () = assert!(FORWARD_BATCH_MAX <= PIPELINE_DEPTH_MAX);
 const _: () = assert!(SCAN_COUNT_DEFAULT <= SCAN_COUNT_MAX);
 // Cross-core batches are bounded by the channel capacity times the batch size.
 const _: () = assert!(CORE_CHANNEL_CAPACITY >= 64);
+// A RESP command can always carry the largest key and value (SET key value EX n).
+const _: () = assert!(RESP_BULK_LEN_MAX >= VALUE_SIZE_MAX && RESP_BULK_LEN_MAX >= KEY_SIZE_MAX);
+const _: () = assert!(RESP_QUERY_BUFFER_MAX >= KEY_SIZE_MAX + VALUE_SIZE_MAX + 1024);
+const _: () = assert!(RESP_REPLY_SIZE_MAX >= VALUE_SIZE_MAX + 64);
+const _: () = assert!(RESP_MULTI_BYTES_MAX <= RESP_QUERY_BUFFER_MAX * 4);

@@ -149,6 +149,13 @@ struct ServeArgs {
     /// Compact a log segment once this percentage of it is garbage.
     #[arg(long)]
     compact_garbage_percent: Option<u32>,
+    /// Redis-protocol (RESP2/RESP3) port shared by all cores (default 6380; 0 = pick
+    /// a free one).
+    #[arg(long, conflicts_with = "no_resp")]
+    resp_port: Option<u16>,
+    /// Serve no Redis protocol (TOML: `resp-port = "off"`).
+    #[arg(long)]
+    no_resp: bool,
 }
 
 fn serve(args: ServeArgs) -> Result<(), String> {
@@ -191,6 +198,12 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     }
     if let Some(v) = args.compact_garbage_percent {
         config.compact_garbage_percent = v;
+    }
+    if let Some(v) = args.resp_port {
+        config.resp_port = Some(v);
+    }
+    if args.no_resp {
+        config.resp_port = None;
     }
     ringkv::server::run(config).map_err(|e| e.to_string())
 }

@@ -77,6 +77,16 @@ impl Parts {
         self.commands.len()
     }
 
+    /// The shard of every part, in push order.
+    pub fn shards(&self) -> &[usize] {
+        &self.shard
+    }
+
+    /// The commands, in push order (to wrap them into one `Transaction`).
+    pub fn into_commands(self) -> Vec<Command> {
+        self.commands
+    }
+
     /// True when no part was pushed.
     pub fn is_empty(&self) -> bool {
         self.commands.is_empty()
@@ -118,6 +128,8 @@ pub struct Core {
     pub shutdown: Arc<AtomicBool>,
     /// When the node started.
     pub started: Instant,
+    /// The RESP port, once bound (`INFO` and `CONFIG GET port` report it).
+    pub resp_port: Cell<Option<u16>>,
     requests: Senders<Forward>,
     replies: Senders<Returned>,
     waiting: RefCell<HashMap<u64, LocalSender<Vec<Reply>>>>,
@@ -147,6 +159,7 @@ impl Core {
             config,
             shutdown,
             started: Instant::now(),
+            resp_port: Cell::new(None),
             requests,
             replies,
             waiting: RefCell::new(HashMap::new()),
@@ -228,7 +241,8 @@ impl Core {
             // Nor is a value it read that is not on disk.
             let durable_seq = log.stats().durable_seq;
             for (reply, write) in replies.iter_mut().zip(writes) {
-                let unsafe_read = matches!(reply, Reply::Value { version, .. } if *version > durable_seq);
+                let unsafe_read =
+                    matches!(reply, Reply::Value { version, .. } if *version > durable_seq);
                 if (write && !matches!(reply, Reply::Error(_))) || unsafe_read {
                     stats::bump(&counters.durable_failures);
                     *reply = Reply::Error(err.clone());

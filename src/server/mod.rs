@@ -5,7 +5,9 @@
 //!  main thread: bind sockets, lock data dir, spawn cores, print "ready", wait for a signal
 //!      │
 //!      ├── core 0 (CPU 0) ── shard 0 ── accepts on shared port (SO_REUSEPORT) + port+1
+//!      │                                 + the RESP port (SO_REUSEPORT)
 //!      ├── core 1 (CPU 1) ── shard 1 ── accepts on shared port (SO_REUSEPORT) + port+2
+//!      │                                 + the RESP port (SO_REUSEPORT)
 //!      └── ...        ▲ request mesh / reply mesh (glommio shared channels) ▼
 //! ```
 //! The main thread owns only start-up and shutdown; it never touches a shard.
@@ -13,6 +15,7 @@
 pub mod core;
 pub mod durable;
 pub mod native;
+pub mod resp;
 pub mod stats;
 
 use std::fs::File;
@@ -164,12 +167,15 @@ fn local_port(socket: &Socket) -> Result<u16, ServerError> {
         .ok_or_else(|| err("cannot read a bound socket's port"))
 }
 
-/// Listening sockets for every core: each core's copy of the shared port, and its own.
+/// Listening sockets for every core: each core's copy of the shared port, its own,
+/// and its copy of the RESP port.
 struct Listeners {
     shared: Vec<Socket>,
     own: Vec<Socket>,
+    resp: Vec<Option<Socket>>,
     shared_port: u16,
     own_ports: Vec<u16>,
+    resp_port: Option<u16>,
 }
 
 fn bind_all(config: &Config, cores: usize) -> Result<Listeners, ServerError> {
@@ -194,11 +200,28 @@ fn bind_all(config: &Config, cores: usize) -> Result<Listeners, ServerError> {
         own_ports.push(local_port(&socket)?);
         own.push(socket);
     }
+    // One RESP socket per core on the same port: the kernel spreads connections
+    // over the cores (SO_REUSEPORT), and each core routes keys it does not own.
+    let mut resp = Vec::with_capacity(cores);
+    let mut resp_port = None;
+    if let Some(port) = config.resp_port {
+        let first = listener(SocketAddr::new(config.bind, port))?;
+        let port = local_port(&first)?;
+        resp.push(Some(first));
+        for _ in 1..cores {
+            resp.push(Some(listener(SocketAddr::new(config.bind, port))?));
+        }
+        resp_port = Some(port);
+    } else {
+        resp.resize_with(cores, || None);
+    }
     Ok(Listeners {
         shared,
         own,
+        resp,
         shared_port,
         own_ports,
+        resp_port,
     })
 }
 
@@ -254,7 +277,12 @@ pub fn run(config: Config) -> Result<(), ServerError> {
     let (ready_tx, ready_rx) = mpsc::channel::<Result<usize, String>>();
 
     let mut handles = Vec::with_capacity(cores);
-    for (id, (shared, own)) in listeners.shared.into_iter().zip(listeners.own).enumerate() {
+    let sockets = listeners
+        .shared
+        .into_iter()
+        .zip(listeners.own)
+        .zip(listeners.resp);
+    for (id, ((shared, own), resp)) in sockets.enumerate() {
         let core_args = CoreArgs {
             id,
             cores,
@@ -266,6 +294,8 @@ pub fn run(config: Config) -> Result<(), ServerError> {
             connections: connections.clone(),
             shared_fd: shared.into_raw_fd(),
             own_fd: own.into_raw_fd(),
+            resp_fd: resp.map(IntoRawFd::into_raw_fd),
+            resp_port: listeners.resp_port,
         };
         let (requests, replies, ready) = (requests.clone(), replies.clone(), ready_tx.clone());
         let handle = LocalExecutorBuilder::new(Placement::Fixed(id % online))
@@ -288,8 +318,12 @@ pub fn run(config: Config) -> Result<(), ServerError> {
         }
     }
     let ports: Vec<String> = topology.shard_ports.iter().map(u16::to_string).collect();
+    let resp = match listeners.resp_port {
+        Some(port) => format!("resp port {port}"),
+        None => "resp off".to_string(),
+    };
     println!(
-        "ringkv {} ready: native port {} on {}, per-core ports {}, {} cores, data dir {}",
+        "ringkv {} ready: native port {} on {}, per-core ports {}, {} cores, data dir {}, {resp}",
         env!("CARGO_PKG_VERSION"),
         topology.shared_port,
         config.bind,
@@ -323,6 +357,8 @@ struct CoreArgs {
     connections: Arc<AtomicU32>,
     shared_fd: RawFd,
     own_fd: RawFd,
+    resp_fd: Option<RawFd>,
+    resp_port: Option<u16>,
 }
 
 async fn run_core(
@@ -357,6 +393,7 @@ async fn run_core(
         shard,
         (req_tx, rep_tx),
     );
+    core.resp_port.set(args.resp_port);
     core.spawn_mesh_tasks(req_rx, rep_rx);
     spawn_sweeper(&core);
     let executor = glommio::executor();
@@ -375,17 +412,26 @@ async fn run_core(
     // SAFETY: each fd is a listening socket bound in `bind_all`, owned by this core alone.
     let shared = unsafe { TcpListener::from_raw_fd(args.shared_fd) };
     let own = unsafe { TcpListener::from_raw_fd(args.own_fd) };
+    let resp = args
+        .resp_fd
+        .map(|fd| unsafe { TcpListener::from_raw_fd(fd) });
     let _ = ready.send(Ok(args.id));
 
     let gate = Rc::new(glommio::sync::Gate::new());
-    let accepting = [shared, own].map(|listener| {
-        glommio::spawn_local(accept_loop(
-            core.clone(),
-            listener,
-            gate.clone(),
-            args.connections.clone(),
-        ))
-    });
+    let listeners = [(shared, Front::Native), (own, Front::Native)]
+        .into_iter()
+        .chain(resp.map(|l| (l, Front::Resp)));
+    let accepting: Vec<_> = listeners
+        .map(|(listener, front)| {
+            glommio::spawn_local(accept_loop(
+                core.clone(),
+                listener,
+                front,
+                gate.clone(),
+                args.connections.clone(),
+            ))
+        })
+        .collect();
     for task in accepting {
         task.await;
     }
@@ -407,10 +453,18 @@ async fn run_core(
     durable::close_shard(&core).await;
 }
 
+/// Which protocol a listener speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Front {
+    Native,
+    Resp,
+}
+
 /// Accepts connections until the node stops.
 async fn accept_loop(
     core: Rc<Core>,
     listener: TcpListener,
+    front: Front,
     gate: Rc<glommio::sync::Gate>,
     open: Arc<AtomicU32>,
 ) {
@@ -435,7 +489,7 @@ async fn accept_loop(
         if open.fetch_add(1, Ordering::SeqCst) >= core.config.max_connections {
             open.fetch_sub(1, Ordering::SeqCst);
             stats::bump(&counters.connections_rejected);
-            glommio::spawn_local(refuse_connection(stream)).detach();
+            glommio::spawn_local(refuse_connection(stream, front)).detach();
             continue;
         }
         stats::bump(&counters.connections_total);
@@ -445,7 +499,10 @@ async fn accept_loop(
         let _ = stream.set_write_timeout(Some(idle));
         let (conn_core, conn_open) = (core.clone(), open.clone());
         let spawned = gate.spawn(async move {
-            native::serve(conn_core.clone(), stream).await;
+            match front {
+                Front::Native => native::serve(conn_core.clone(), stream).await,
+                Front::Resp => resp::serve(conn_core.clone(), stream).await,
+            }
             conn_open.fetch_sub(1, Ordering::SeqCst);
             stats::drop_one(&conn_core.counters().connections_current);
         });
@@ -456,18 +513,22 @@ async fn accept_loop(
 }
 
 /// Tells a connection over the limit why it is closed, then closes it.
-async fn refuse_connection(mut stream: glommio::net::TcpStream) {
+async fn refuse_connection(mut stream: glommio::net::TcpStream, front: Front) {
     use futures_lite::AsyncWriteExt;
     let mut out = bytes::BytesMut::new();
-    encode_response(
-        &mut out,
-        0,
-        0,
-        Status::Busy,
-        0,
-        &[],
-        b"too many connections (max-connections reached)",
-    );
+    match front {
+        Front::Native => encode_response(
+            &mut out,
+            0,
+            0,
+            Status::Busy,
+            0,
+            &[],
+            b"too many connections (max-connections reached)",
+        ),
+        // What Redis sends past `maxclients`.
+        Front::Resp => out.extend_from_slice(b"-ERR max number of clients reached\r\n"),
+    }
     let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
     let _ = stream.write_all(&out).await;
     let _ = stream.close().await;

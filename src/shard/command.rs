@@ -46,6 +46,8 @@ pub enum ExpireCond {
     Gt,
     /// Only if the new expiry is earlier (no expiry counts as infinite).
     Lt,
+    /// Only if the key has an expiry and the new one is earlier (`XX LT`).
+    XxLt,
 }
 
 /// A command for one shard.
@@ -101,6 +103,22 @@ pub enum Command {
     Ttl {
         /// Key.
         key: Bytes,
+    },
+    /// Absolute expiry of a key (`EXPIRETIME`).
+    ExpireTime {
+        /// Key.
+        key: Bytes,
+    },
+    /// Run `commands` in order, with nothing else in between, if every watched key
+    /// still has the given version (`None`: is still absent); otherwise run nothing.
+    /// Every key involved must belong to this shard. This is how `MULTI`/`EXEC`,
+    /// `WATCH` and `MSETNX` are made atomic: a shard applies one command at a time.
+    Transaction {
+        /// Keys and the versions they must have.
+        watch: Vec<(Bytes, Option<u64>)>,
+        /// Commands to run (a nested `Transaction`, such as an MSETNX queued in a
+        /// MULTI block, runs as one of them).
+        commands: Vec<Command>,
     },
     /// Add to a decimal 64-bit integer value (absent = 0).
     IncrBy {
@@ -163,11 +181,12 @@ impl Command {
             | Delete { key, .. }
             | Expire { key, .. }
             | Ttl { key }
+            | ExpireTime { key }
             | IncrBy { key, .. }
             | IncrByFloat { key, .. }
             | Append { key, .. }
             | SetRange { key, .. } => Some(key),
-            Scan { .. } | Count | Flush | RandomKey | Stats => None,
+            Scan { .. } | Count | Flush | RandomKey | Stats | Transaction { .. } => None,
         }
     }
 
@@ -175,7 +194,14 @@ impl Command {
     pub fn is_write(&self) -> bool {
         use Command::*;
         match self {
-            Get { .. } | Ttl { .. } | Scan { .. } | Count | RandomKey | Stats => false,
+            Get { .. }
+            | Ttl { .. }
+            | ExpireTime { .. }
+            | Scan { .. }
+            | Count
+            | RandomKey
+            | Stats => false,
+            Transaction { commands, .. } => commands.iter().any(Command::is_write),
             GetEx { expiry, .. } => *expiry != Expiry::Keep,
             GetDel { .. }
             | Set { .. }
@@ -302,6 +328,11 @@ pub enum Reply {
     Applied(bool),
     /// Remaining time to live of a present key: `None` = no expiry.
     Ttl(Option<u64>),
+    /// Absolute expiry of a present key in Unix milliseconds: `None` = no expiry.
+    ExpireAt(Option<u64>),
+    /// Replies of a `Transaction`'s commands, or `None` when a watched key changed
+    /// and nothing ran.
+    Transaction(Option<Vec<Reply>>),
     /// New integer value after `IncrBy`.
     Integer {
         /// The value.

@@ -224,6 +224,14 @@ impl<L: Log, C: Clock> Shard<L, C> {
                     Reply::Ttl((at != 0).then(|| at.saturating_sub(now)))
                 }
             },
+            Command::ExpireTime { key } => match self.live(&key, now) {
+                Current::Absent => Reply::NotFound,
+                Current::Present { slot } => {
+                    let at = self.entry(slot).expire_at_ms;
+                    Reply::ExpireAt((at != 0).then_some(at))
+                }
+            },
+            Command::Transaction { watch, commands } => self.transaction(&watch, commands, now),
             Command::IncrBy { key, delta } => self.incr_by(key, delta, now),
             Command::IncrByFloat { key, delta } => self.incr_by_float(key, delta, now),
             Command::Append { key, value } => self.append(key, &value, now),
@@ -286,6 +294,9 @@ impl<L: Log, C: Clock> Shard<L, C> {
     /// again; no await happens between the last `needs_fetch` and `apply`.
     pub fn needs_fetch(&self, cmd: &Command) -> Option<Location> {
         let reads_value = match cmd {
+            Command::Transaction { commands, .. } => {
+                return commands.iter().find_map(|c| self.needs_fetch(c))
+            }
             Command::Set { get_old, .. } => *get_old,
             Command::Get { .. }
             | Command::GetEx { .. }
@@ -525,6 +536,12 @@ impl<L: Log, C: Clock> Shard<L, C> {
     }
 
     /// Stores `value` under `key` (slot known or not); the common end of every write.
+    ///
+    /// The stored value is always a copy of exactly its own bytes. A front-end hands
+    /// the shard slices of its read buffer (zero-copy parsing), and keeping such a
+    /// slice would pin the whole read chunk (16 KiB or more) for as long as the key
+    /// lives: a million 32-byte values could hold gigabytes. One copy per write is
+    /// the price; the values the shard builds itself (INCR, APPEND) pay it too.
     fn put(
         &mut self,
         key: Bytes,
@@ -723,6 +740,7 @@ impl<L: Log, C: Clock> Shard<L, C> {
             ExpireCond::Xx => cur != 0,
             ExpireCond::Gt => new_cmp > infinite(cur),
             ExpireCond::Lt => new_cmp < infinite(cur),
+            ExpireCond::XxLt => cur != 0 && new_cmp < cur,
         };
         if !allowed {
             return Reply::Applied(false);
@@ -750,6 +768,29 @@ impl<L: Log, C: Clock> Shard<L, C> {
                 Reply::Applied(true)
             }
         }
+    }
+
+    /// Runs `commands` only if every watched key still has the version it had when it
+    /// was watched (`None`: still absent). Nothing else runs on this shard between the
+    /// check and the last command, which is what makes a transaction atomic.
+    fn transaction(
+        &mut self,
+        watch: &[(Bytes, Option<u64>)],
+        commands: Vec<Command>,
+        now: u64,
+    ) -> Reply {
+        for (key, expected) in watch {
+            let version = match self.live(key, now) {
+                Current::Absent => None,
+                Current::Present { slot } => Some(self.entry(slot).version),
+            };
+            if version != *expected {
+                return Reply::Transaction(None);
+            }
+        }
+        Reply::Transaction(Some(
+            commands.into_iter().map(|cmd| self.apply(cmd)).collect(),
+        ))
     }
 
     /// Read-modify-write helper: the current value (or empty), its slot and expiry.
@@ -972,12 +1013,39 @@ pub fn parse_f64(bytes: &[u8]) -> Option<f64> {
     value.is_finite().then_some(value)
 }
 
-/// Formats a float as the shortest decimal that reads back the same, without exponent.
+/// Formats an INCRBYFLOAT result the way Redis shows it (`%.17Lf`, trailing zeros
+/// and dot removed: never an exponent, at most 17 decimals), from an `f64`.
+///
+/// Redis computes in 80-bit long double; ringkv in `f64`. For the usual inputs
+/// (decimals with few significant digits) both print the same: the shortest decimal
+/// that reads back as the `f64`. Integral values past 2^53 print all their digits
+/// (as `%.17Lf` does) instead of the shortest form padded with zeros, and values
+/// with more than 17 decimals are rounded to 17, as Redis rounds them.
 pub fn format_f64(value: f64) -> String {
-    let text = format!("{value}");
-    if text == "-0" {
-        "0".to_string()
+    const EXACT_INTEGER_MAX: f64 = 9_007_199_254_740_992.0; // 2^53
+    let mut text = if value.abs() >= EXACT_INTEGER_MAX {
+        format!("{value:.0}")
     } else {
-        text
+        let shortest = format!("{value}");
+        match shortest.split_once('.') {
+            Some((_, decimals)) if decimals.len() > 17 => {
+                let mut rounded = format!("{value:.17}");
+                while rounded.ends_with('0') {
+                    rounded.pop();
+                }
+                if rounded.ends_with('.') {
+                    rounded.pop();
+                }
+                rounded
+            }
+            _ => shortest,
+        }
+    };
+    if text == "-0" {
+        text = "0".to_string();
     }
+    text
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,6 +1,8 @@
 //! Starting and stopping real `ringkv` processes for integration tests.
 #![allow(dead_code)]
 
+pub mod resp;
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -13,6 +15,8 @@ pub struct Node {
     pub child: Option<Child>,
     pub port: u16,
     pub core_ports: Vec<u16>,
+    /// The RESP port, `None` when the node serves no RESP.
+    pub resp_port: Option<u16>,
     pub data_dir: PathBuf,
     _dir: Option<tempfile::TempDir>,
 }
@@ -26,7 +30,8 @@ pub fn temp_dir() -> tempfile::TempDir {
 }
 
 impl Node {
-    /// Starts `ringkv serve --port 0` with `cores` cores and extra flags.
+    /// Starts `ringkv serve --port 0 --resp-port 0` with `cores` cores and extra
+    /// flags (which may override `--resp-port` or pass `--no-resp`).
     pub fn start(cores: u32, extra: &[&str]) -> Node {
         let dir = temp_dir();
         let data_dir = dir.path().join("data");
@@ -50,10 +55,17 @@ impl Node {
             &cores.to_string(),
             "--data-dir",
         ])
-        .arg(data_dir)
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        .arg(data_dir);
+        // Never the default RESP port: parallel tests would share it (SO_REUSEPORT).
+        if !extra
+            .iter()
+            .any(|f| *f == "--resp-port" || *f == "--no-resp" || *f == "--config")
+        {
+            cmd.args(["--resp-port", "0"]);
+        }
+        cmd.args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         let mut child = cmd.spawn().map_err(|e| e.to_string())?;
         let stdout = child.stdout.take().expect("stdout");
         let stderr = child.stderr.take().expect("stderr");
@@ -79,11 +91,12 @@ impl Node {
         loop {
             match rx.recv_timeout(Duration::from_millis(50)) {
                 Ok(line) if line.contains("ready") => {
-                    let (port, core_ports) = parse_ready(&line);
+                    let (port, core_ports, resp_port) = parse_ready(&line);
                     return Ok(Node {
                         child: Some(child),
                         port,
                         core_ports,
+                        resp_port,
                         data_dir: data_dir.to_path_buf(),
                         _dir: None,
                     });
@@ -111,6 +124,11 @@ impl Node {
 
     pub fn addr(&self) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    /// The RESP port's address (the node must serve RESP).
+    pub fn resp_addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.resp_port.expect("node serves RESP")))
     }
 
     pub fn core_addr(&self, core: usize) -> SocketAddr {
@@ -154,7 +172,7 @@ impl Drop for Node {
     }
 }
 
-fn parse_ready(line: &str) -> (u16, Vec<u16>) {
+fn parse_ready(line: &str) -> (u16, Vec<u16>, Option<u16>) {
     let word_after = |marker: &str| -> &str {
         let at = line
             .find(marker)
@@ -170,7 +188,11 @@ fn parse_ready(line: &str) -> (u16, Vec<u16>) {
         .split(',')
         .map(|p| p.parse().expect("core port"))
         .collect();
-    (port, core_ports)
+    // `..., resp port N` or `..., resp off`.
+    let resp_port = line
+        .contains("resp port ")
+        .then(|| word_after("resp port ").parse().expect("resp port"));
+    (port, core_ports, resp_port)
 }
 
 /// Polls `f` until it returns true or `timeout` passes.

@@ -1,0 +1,170 @@
+//! Shard semantics that the front-ends rely on.
+#![allow(clippy::unwrap_used)]
+
+use bytes::Bytes;
+
+use super::*;
+
+fn shard() -> (Shard<MemoryLog, ManualClock>, ManualClock) {
+    let clock = ManualClock::new(1_000_000);
+    (Shard::new(MemoryLog::default(), clock.clone()), clock)
+}
+
+fn set(key: &str, value: Bytes) -> Command {
+    Command::Set {
+        key: Bytes::copy_from_slice(key.as_bytes()),
+        value,
+        expiry: Expiry::Never,
+        cond: Cond::Always,
+        get_old: false,
+    }
+}
+
+fn get(key: &str) -> Command {
+    Command::Get {
+        key: Bytes::copy_from_slice(key.as_bytes()),
+    }
+}
+
+fn version_of(reply: &Reply) -> u64 {
+    match reply {
+        Reply::Value { version, .. } => *version,
+        other => panic!("not a value: {other:?}"),
+    }
+}
+
+/// A stored value must not keep the front-end's read buffer alive: both protocols
+/// hand the shard slices of a 16 KiB (or larger) read chunk.
+#[test]
+fn stored_values_do_not_pin_the_read_buffer() {
+    let (mut s, _) = shard();
+    let chunk = Bytes::from(vec![b'x'; 16 * 1024]);
+    let range = chunk.as_ptr() as usize..chunk.as_ptr() as usize + chunk.len();
+    s.apply(set("k", chunk.slice(100..132)));
+    s.apply(Command::Append {
+        key: Bytes::from_static(b"a"),
+        value: chunk.slice(0..8),
+    });
+    for key in ["k", "a"] {
+        let Reply::Value { value, .. } = s.apply(get(key)) else {
+            panic!("{key} is stored");
+        };
+        assert!(
+            !range.contains(&(value.as_ptr() as usize)),
+            "{key}'s value points into the read chunk"
+        );
+    }
+    let Reply::Value { value, .. } = s.apply(get("k")) else {
+        panic!("k is stored");
+    };
+    assert_eq!(value, Bytes::from(vec![b'x'; 32]));
+}
+
+#[test]
+fn expire_time_is_absolute() {
+    let (mut s, clock) = shard();
+    let key = Bytes::from_static(b"k");
+    assert_eq!(
+        s.apply(Command::ExpireTime { key: key.clone() }),
+        Reply::NotFound
+    );
+    s.apply(set("k", Bytes::from_static(b"v")));
+    assert_eq!(
+        s.apply(Command::ExpireTime { key: key.clone() }),
+        Reply::ExpireAt(None)
+    );
+    s.apply(Command::Expire {
+        key: key.clone(),
+        expiry: Expiry::AfterMs(5_000),
+        cond: ExpireCond::Always,
+    });
+    assert_eq!(
+        s.apply(Command::ExpireTime { key: key.clone() }),
+        Reply::ExpireAt(Some(1_005_000))
+    );
+    clock.advance(5_000);
+    assert_eq!(s.apply(Command::ExpireTime { key }), Reply::NotFound);
+}
+
+#[test]
+fn transaction_runs_only_if_watched_versions_hold() {
+    let (mut s, _) = shard();
+    let v1 = version_of(&{
+        s.apply(set("w", Bytes::from_static(b"1")));
+        s.apply(get("w"))
+    });
+    let tx = |watch: Vec<(Bytes, Option<u64>)>| Command::Transaction {
+        watch,
+        commands: vec![
+            set("a", Bytes::from_static(b"x")),
+            Command::IncrBy {
+                key: Bytes::from_static(b"a"),
+                delta: 1,
+            },
+        ],
+    };
+    // Unchanged: every command runs, errors included (no rollback, like Redis).
+    let Reply::Transaction(Some(replies)) = s.apply(tx(vec![(Bytes::from_static(b"w"), Some(v1))]))
+    else {
+        panic!("transaction should run");
+    };
+    assert_eq!(replies.len(), 2);
+    assert_eq!(replies[1], Reply::Error(ShardError::NotInteger));
+    // Changed since it was watched: nothing runs.
+    s.apply(set("w", Bytes::from_static(b"2")));
+    s.apply(Command::Delete {
+        key: Bytes::from_static(b"a"),
+        cond: Cond::Always,
+    });
+    assert_eq!(
+        s.apply(tx(vec![(Bytes::from_static(b"w"), Some(v1))])),
+        Reply::Transaction(None)
+    );
+    assert_eq!(s.apply(get("a")), Reply::NotFound);
+    // `None` means "must still be absent" (MSETNX).
+    assert_eq!(
+        s.apply(tx(vec![(Bytes::from_static(b"w"), None)])),
+        Reply::Transaction(None)
+    );
+    assert!(matches!(
+        s.apply(tx(vec![(Bytes::from_static(b"nope"), None)])),
+        Reply::Transaction(Some(_))
+    ));
+}
+
+#[test]
+fn floats_print_like_redis_incrbyfloat() {
+    for (value, text) in [
+        (10.6, "10.6"),
+        (3.0, "3"),
+        (-0.0, "0"),
+        (0.0000001, "0.0000001"),
+        (1e-20, "0"),
+        (9223372036854775808.0, "9223372036854775808"),
+        (5e20, "500000000000000000000"),
+        (-2.25, "-2.25"),
+    ] {
+        assert_eq!(format_f64(value), text, "{value:e}");
+    }
+}
+
+/// `EXPIRE ... XX LT`: only a key that has an expiry, and only to an earlier one.
+#[test]
+fn expire_xx_lt_needs_an_existing_expiry() {
+    let (mut s, _) = shard();
+    let key = Bytes::from_static(b"k");
+    s.apply(set("k", Bytes::from_static(b"v")));
+    let expire = |ms| Command::Expire {
+        key: key.clone(),
+        expiry: Expiry::AfterMs(ms),
+        cond: ExpireCond::XxLt,
+    };
+    assert_eq!(s.apply(expire(5_000)), Reply::Applied(false));
+    s.apply(Command::Expire {
+        key: key.clone(),
+        expiry: Expiry::AfterMs(10_000),
+        cond: ExpireCond::Always,
+    });
+    assert_eq!(s.apply(expire(20_000)), Reply::Applied(false));
+    assert_eq!(s.apply(expire(5_000)), Reply::Applied(true));
+}

@@ -1,0 +1,204 @@
+//! A small blocking RESP client for tests, on ringkv's own codec, and helpers to run
+//! a real redis-server beside ringkv.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use ringkv::resp::{encode_command, parse_reply, Value};
+
+pub const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// One connection.
+pub struct Resp {
+    pub stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Resp {
+    pub fn connect(addr: SocketAddr) -> Resp {
+        let stream = TcpStream::connect(addr).expect("connect");
+        stream.set_read_timeout(Some(TIMEOUT)).expect("timeout");
+        stream.set_nodelay(true).expect("nodelay");
+        Resp {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
+    /// Sends one command as a multibulk array.
+    pub fn send<A: AsRef<[u8]>>(&mut self, args: &[A]) {
+        let mut out = BytesMut::new();
+        encode_command(&mut out, args);
+        self.stream.write_all(&out).expect("write");
+    }
+
+    /// Sends raw bytes.
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("write");
+    }
+
+    /// Reads the next reply.
+    pub fn read(&mut self) -> Value {
+        self.try_read()
+            .expect("a reply before the connection closed")
+    }
+
+    /// Reads the next reply's raw bytes.
+    pub fn read_raw(&mut self) -> Vec<u8> {
+        loop {
+            if let Some(n) = ringkv::resp::reply_len(&self.buf).expect("valid reply") {
+                return self.buf.drain(..n).collect();
+            }
+            self.fill().expect("connection open");
+        }
+    }
+
+    /// Reads the next reply, `None` if the server closed first.
+    pub fn try_read(&mut self) -> Option<Value> {
+        loop {
+            if let Some((value, n)) = parse_reply(&self.buf).expect("valid reply") {
+                self.buf.drain(..n);
+                return Some(value);
+            }
+            if !self.fill()? {
+                return None;
+            }
+        }
+    }
+
+    fn fill(&mut self) -> Option<bool> {
+        let mut chunk = [0u8; 64 * 1024];
+        match self.stream.read(&mut chunk) {
+            Ok(0) => Some(false),
+            Ok(n) => {
+                self.buf.extend_from_slice(&chunk[..n]);
+                Some(true)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => Some(false),
+            Err(e) => panic!("read: {e}"),
+        }
+    }
+
+    /// True once the server has closed the connection (after any pending replies).
+    pub fn closed(&mut self) -> bool {
+        matches!(self.fill(), Some(false)) && self.buf.is_empty()
+    }
+
+    /// Sends one command and reads its reply.
+    pub fn cmd<A: AsRef<[u8]>>(&mut self, args: &[A]) -> Value {
+        self.send(args);
+        self.read()
+    }
+
+    /// `cmd` from one space-separated string (no quoting).
+    pub fn line(&mut self, line: &str) -> Value {
+        let args: Vec<&str> = line.split_whitespace().collect();
+        self.cmd(&args)
+    }
+}
+
+pub fn bulk(s: &str) -> Value {
+    Value::Bulk(s.as_bytes().to_vec().into())
+}
+
+pub fn simple(s: &str) -> Value {
+    Value::Simple(s.as_bytes().to_vec().into())
+}
+
+pub fn error(s: &str) -> Value {
+    Value::Error(s.as_bytes().to_vec().into())
+}
+
+/// True when a command-line tool is installed.
+pub fn have(tool: &str) -> bool {
+    Command::new(tool)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Whether a test may pass without a tool: CI installs every tool, so there it
+/// must be present; elsewhere a note is printed and the test passes.
+pub fn require(tool: &str) -> bool {
+    if have(tool) {
+        return true;
+    }
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+    assert!(
+        !ci,
+        "{tool} is required when CI=true (apt-get install redis-server redis-tools)"
+    );
+    eprintln!("note: {tool} is not installed; skipping this test");
+    false
+}
+
+/// A real redis-server on a free loopback port, without persistence, stopped by
+/// its pid when dropped.
+pub struct RedisServer {
+    pub child: Child,
+    pub port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl RedisServer {
+    pub fn start() -> RedisServer {
+        let dir = super::temp_dir();
+        // Ask the kernel for a free port, then hand it to redis-server.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server starts");
+        let server = RedisServer {
+            child,
+            port,
+            _dir: dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(s) = TcpStream::connect(server.addr()) {
+                drop(s);
+                let mut c = Resp::connect(server.addr());
+                if c.line("PING") == simple("PONG") {
+                    return server;
+                }
+            }
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        // SAFETY: signalling our own child by its pid.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

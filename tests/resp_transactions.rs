@@ -1,0 +1,75 @@
+//! MULTI/EXEC, WATCH and MSETNX: atomic within one shard, refused across shards
+//! (with nothing applied), and WATCH aborts when another client writes.
+
+mod common;
+
+use common::resp::{bulk, error, simple, Resp};
+use common::{key_on_shard, Node};
+use ringkv::resp::Value;
+
+fn key(shard: u32, tag: &str) -> String {
+    String::from_utf8(key_on_shard(shard, 2, tag)).expect("ascii")
+}
+
+#[test]
+fn transactions_on_one_shard_and_refusals_across() {
+    let node = Node::start(2, &[]);
+    let mut c = Resp::connect(node.resp_addr());
+    let (a, b, other) = (key(0, "a"), key(0, "b"), key(1, "c"));
+
+    // One shard: queued, then run together.
+    assert_eq!(c.line("MULTI"), simple("OK"));
+    assert_eq!(c.cmd(&["SET", &a, "1"]), simple("QUEUED"));
+    assert_eq!(c.cmd(&["INCR", &a]), simple("QUEUED"));
+    assert_eq!(c.cmd(&["APPEND", &b, "x"]), simple("QUEUED"));
+    assert_eq!(
+        c.line("EXEC"),
+        Value::Array(vec![simple("OK"), Value::Integer(2), Value::Integer(1)])
+    );
+
+    // Across shards: refused at EXEC, and nothing ran.
+    c.line("MULTI");
+    c.cmd(&["SET", &a, "changed"]);
+    c.cmd(&["SET", &other, "changed"]);
+    let Value::Error(e) = c.line("EXEC") else {
+        panic!("cross-shard EXEC is refused")
+    };
+    assert!(e.starts_with(b"CROSSSLOT"), "{e:?}");
+    assert_eq!(c.cmd(&["GET", &a]), bulk("2"));
+    assert_eq!(c.cmd(&["GET", &other]), Value::Null);
+    // The connection is out of MULTI again.
+    assert_eq!(c.line("EXEC"), error("ERR EXEC without MULTI"));
+
+    // MSETNX: all or nothing on one shard, refused across.
+    assert_eq!(c.cmd(&["MSETNX", &b, "1", &a, "1"]), Value::Integer(0));
+    let Value::Error(e) = c.cmd(&["MSETNX", &a, "1", &other, "1"]) else {
+        panic!("cross-shard MSETNX is refused")
+    };
+    assert!(e.starts_with(b"CROSSSLOT"), "{e:?}");
+    assert_eq!(c.cmd(&["GET", &other]), Value::Null);
+
+    // WATCH: another client's write aborts EXEC; an untouched key lets it run.
+    let mut other_client = Resp::connect(node.resp_addr());
+    assert_eq!(c.cmd(&["WATCH", &a]), simple("OK"));
+    assert_eq!(other_client.cmd(&["SET", &a, "by-other"]), simple("OK"));
+    c.line("MULTI");
+    c.cmd(&["SET", &a, "mine"]);
+    assert_eq!(c.line("EXEC"), Value::NullArray);
+    assert_eq!(c.cmd(&["GET", &a]), bulk("by-other"));
+    assert_eq!(c.cmd(&["WATCH", &a]), simple("OK"));
+    c.line("MULTI");
+    c.cmd(&["SET", &a, "mine"]);
+    assert_eq!(c.line("EXEC"), Value::Array(vec![simple("OK")]));
+    // A watched key on another shard than the transaction's keys: refused.
+    c.cmd(&["WATCH", &other]);
+    c.line("MULTI");
+    c.cmd(&["SET", &a, "x"]);
+    assert!(matches!(c.line("EXEC"), Value::Error(e) if e.starts_with(b"CROSSSLOT")));
+    // KEYS cannot be queued; the transaction aborts, as after any refused command.
+    c.line("MULTI");
+    assert!(matches!(c.line("KEYS *"), Value::Error(_)));
+    assert_eq!(
+        c.line("EXEC"),
+        error("EXECABORT Transaction discarded because of previous errors.")
+    );
+}
