@@ -663,7 +663,24 @@ pub fn stats_text(core: &Core, shard_replies: &[Reply]) -> String {
             sum.1 += value;
         }
     }
-    lines.extend(sums.into_iter().map(|(k, v)| (k, v.to_string())));
+    let sum = |name: &str| sums.iter().find(|(k, _)| *k == name).map_or(0, |(_, v)| *v);
+    let (data, garbage) = (sum("log_data_bytes"), sum("log_garbage_bytes"));
+    let derived = [
+        ("log_live_bytes", data.saturating_sub(garbage).to_string()),
+        (
+            "log_garbage_percent",
+            (garbage * 100).checked_div(data).unwrap_or(0).to_string(),
+        ),
+        (
+            "durable_wait_us_avg",
+            sum("durable_wait_us")
+                .checked_div(sum("durable_waits"))
+                .unwrap_or(0)
+                .to_string(),
+        ),
+    ];
+    lines.extend(sums.iter().map(|(k, v)| (*k, v.to_string())));
+    lines.extend(derived);
     lines.extend(total.fields().into_iter().map(|(k, v)| (k, v.to_string())));
     lines
         .into_iter()
