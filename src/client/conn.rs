@@ -12,16 +12,66 @@ use super::Error;
 use crate::proto::op::encode_request;
 use crate::proto::{check, Request, Response, MAGIC_RESPONSE};
 
+/// Bytes asked of the socket per read.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// Numbers requests and encodes them into one output buffer, sent in one write.
+#[derive(Default)]
+pub struct RequestQueue {
+    out: BytesMut,
+    next_id: u32,
+}
+
+impl RequestQueue {
+    /// Encodes a request; returns its id.
+    pub fn queue(&mut self, request: &Request, flags: u16) -> Result<u32, Error> {
+        self.next_id = self.next_id.wrapping_add(1);
+        encode_request(&mut self.out, self.next_id, flags, request)
+            .map_err(|e| Error::Invalid(e.0))?;
+        Ok(self.next_id)
+    }
+
+    /// Appends already-encoded request bytes.
+    pub fn queue_raw(&mut self, bytes: &[u8]) {
+        self.out.extend_from_slice(bytes);
+    }
+
+    /// Everything queued since the last [`RequestQueue::clear`].
+    pub fn bytes(&self) -> &[u8] {
+        &self.out
+    }
+
+    /// Forgets what was sent.
+    pub fn clear(&mut self) {
+        self.out.clear();
+    }
+}
+
 /// Collects bytes and splits whole response frames off them.
 #[derive(Default)]
 pub struct ResponseReader {
     buf: BytesMut,
+    filled: usize,
 }
 
 impl ResponseReader {
-    /// The buffer to read into (append at the end).
-    pub fn buffer(&mut self) -> &mut BytesMut {
-        &mut self.buf
+    /// Room to read into; report what the read did with [`ResponseReader::commit`].
+    pub fn spare(&mut self) -> &mut [u8] {
+        self.filled = self.buf.len();
+        self.buf.resize(self.filled + READ_CHUNK, 0);
+        &mut self.buf[self.filled..]
+    }
+
+    /// Keeps the bytes a read into [`ResponseReader::spare`] returned; end of stream is
+    /// `Error::Closed`.
+    pub fn commit(&mut self, read: std::io::Result<usize>) -> Result<(), Error> {
+        let n = *read.as_ref().unwrap_or(&0);
+        self.buf.truncate(self.filled + n);
+        match read {
+            Ok(0) => Err(Error::Closed),
+            Ok(_) => Ok(()),
+            Err(e) => Err(Error::Io(e)),
+        }
     }
 
     /// The next complete response, if one is buffered.
@@ -41,8 +91,7 @@ impl ResponseReader {
 pub struct Conn {
     stream: TcpStream,
     reader: ResponseReader,
-    out: BytesMut,
-    next_id: u32,
+    requests: RequestQueue,
 }
 
 impl Conn {
@@ -56,23 +105,21 @@ impl Conn {
         Ok(Conn {
             stream,
             reader: ResponseReader::default(),
-            out: BytesMut::new(),
-            next_id: 1,
+            requests: RequestQueue::default(),
         })
     }
 
     /// Queues a request; nothing is sent until [`Conn::flush`]. Returns its id.
     pub fn queue(&mut self, request: &Request, flags: u16) -> Result<u32, Error> {
-        let id = self.next_id;
-        self.next_id = self.next_id.wrapping_add(1);
-        encode_request(&mut self.out, id, flags, request).map_err(|e| Error::Invalid(e.0))?;
-        Ok(id)
+        self.requests.queue(request, flags)
     }
 
     /// Sends every queued request in one write.
     pub fn flush(&mut self) -> Result<(), Error> {
-        self.stream.write_all(&self.out).map_err(Error::Io)?;
-        self.out.clear();
+        self.stream
+            .write_all(self.requests.bytes())
+            .map_err(Error::Io)?;
+        self.requests.clear();
         Ok(())
     }
 
@@ -82,21 +129,8 @@ impl Conn {
             if let Some(response) = self.reader.next_response()? {
                 return Ok(response);
             }
-            let buf = self.reader.buffer();
-            let len = buf.len();
-            buf.resize(len + 64 * 1024, 0);
-            let n = self.stream.read(&mut buf[len..]);
-            let n = match n {
-                Ok(n) => n,
-                Err(e) => {
-                    buf.truncate(len);
-                    return Err(Error::Io(e));
-                }
-            };
-            buf.truncate(len + n);
-            if n == 0 {
-                return Err(Error::Closed);
-            }
+            let read = self.stream.read(self.reader.spare());
+            self.reader.commit(read)?;
         }
     }
 

@@ -2,13 +2,11 @@
 
 use std::net::SocketAddr;
 
-use bytes::BytesMut;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 
-use super::conn::ResponseReader;
+use super::conn::{RequestQueue, ResponseReader};
 use super::Error;
-use crate::proto::op::encode_request;
 use crate::proto::{Request, Response};
 
 /// One connection; queue requests, flush them in one write, then receive responses in
@@ -16,8 +14,7 @@ use crate::proto::{Request, Response};
 pub struct AsyncConn {
     stream: TcpStream,
     reader: ResponseReader,
-    out: BytesMut,
-    next_id: u32,
+    requests: RequestQueue,
 }
 
 impl AsyncConn {
@@ -31,28 +28,27 @@ impl AsyncConn {
         Ok(AsyncConn {
             stream,
             reader: ResponseReader::default(),
-            out: BytesMut::new(),
-            next_id: 1,
+            requests: RequestQueue::default(),
         })
     }
 
     /// Queues a request; returns its id.
     pub fn queue(&mut self, request: &Request, flags: u16) -> Result<u32, Error> {
-        let id = self.next_id;
-        self.next_id = self.next_id.wrapping_add(1);
-        encode_request(&mut self.out, id, flags, request).map_err(|e| Error::Invalid(e.0))?;
-        Ok(id)
+        self.requests.queue(request, flags)
     }
 
     /// Queues already-encoded request bytes (the load generator pre-encodes).
     pub fn queue_raw(&mut self, bytes: &[u8]) {
-        self.out.extend_from_slice(bytes);
+        self.requests.queue_raw(bytes);
     }
 
     /// Sends everything queued.
     pub async fn flush(&mut self) -> Result<(), Error> {
-        self.stream.write_all(&self.out).await.map_err(Error::Io)?;
-        self.out.clear();
+        self.stream
+            .write_all(self.requests.bytes())
+            .await
+            .map_err(Error::Io)?;
+        self.requests.clear();
         Ok(())
     }
 
@@ -62,21 +58,8 @@ impl AsyncConn {
             if let Some(response) = self.reader.next_response()? {
                 return Ok(response);
             }
-            let buf = self.reader.buffer();
-            let len = buf.len();
-            buf.resize(len + 64 * 1024, 0);
-            let n = self.stream.read(&mut buf[len..]).await;
-            let n = match n {
-                Ok(n) => n,
-                Err(e) => {
-                    buf.truncate(len);
-                    return Err(Error::Io(e));
-                }
-            };
-            buf.truncate(len + n);
-            if n == 0 {
-                return Err(Error::Closed);
-            }
+            let read = self.stream.read(self.reader.spare()).await;
+            self.reader.commit(read)?;
         }
     }
 }
