@@ -73,7 +73,13 @@ fn writer(
             Val::Counter(c) => {
                 t.inflight = Some(Val::Counter(c + 1));
                 client.incr(&t.key, 1).map(|v| {
-                    assert_eq!(v, c + 1, "INCR of {:?} returned {v}, expected {}", t.key, c + 1);
+                    assert_eq!(
+                        v,
+                        c + 1,
+                        "INCR of {:?} returned {v}, expected {}",
+                        t.key,
+                        c + 1
+                    );
                     Val::Counter(v)
                 })
             }
@@ -133,7 +139,7 @@ fn verify(node: &Node, tracks: &mut [Vec<Track>], seed: u64, cycle: u32) {
                             Val::Bytes(_, av) => *av,
                             _ => 0,
                         };
-                        (ver > older).then(|| Val::Bytes(v, ver))
+                        (ver > older).then_some(Val::Bytes(v, ver))
                     }
                     _ => None,
                 }
@@ -228,13 +234,19 @@ fn acknowledged_writes_survive_sigkill_under_load() {
         let clean_stop = cycle % 5 == 4;
         if clean_stop {
             stop.store(true, Ordering::Relaxed);
-            tracks = handles.into_iter().map(|h| h.join().expect("writer")).collect();
+            tracks = handles
+                .into_iter()
+                .map(|h| h.join().expect("writer"))
+                .collect();
             assert!(node.terminate().success(), "seed {seed}: clean stop failed");
             clean += 1;
         } else {
             node.kill();
             stop.store(true, Ordering::Relaxed);
-            tracks = handles.into_iter().map(|h| h.join().expect("writer")).collect();
+            tracks = handles
+                .into_iter()
+                .map(|h| h.join().expect("writer"))
+                .collect();
             kills += 1;
         }
         cycle += 1;

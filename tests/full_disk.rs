@@ -132,7 +132,9 @@ fn full_disk_refuses_writes_keeps_reads_and_recovers() {
     let mut uncertain: HashMap<Vec<u8>, Vec<u8>> = HashMap::new();
     for i in 0..50 {
         let (k, v) = (format!("pre:{i}").into_bytes(), value("pre", i));
-        let ver = client.set(&k, &v, None).expect("write before the disk fills");
+        let ver = client
+            .set(&k, &v, None)
+            .expect("write before the disk fills");
         acked.insert(k, (v, ver));
     }
 
@@ -174,7 +176,10 @@ fn full_disk_refuses_writes_keeps_reads_and_recovers() {
 
     // Reads keep working while writes are refused.
     for k in [&b"pre:0"[..], b"pre:49"] {
-        let got = client.get(k).expect("read on a full disk").expect("present");
+        let got = client
+            .get(k)
+            .expect("read on a full disk")
+            .expect("present");
         assert_eq!(&got.0[..], &acked[k].0[..]);
     }
 

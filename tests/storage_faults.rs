@@ -219,7 +219,10 @@ fn writes_after_recovery(mut node: Node, data: &Path, history: &mut History) {
     for i in 0..KEYS / 5 {
         let k = key(i * 5);
         let latest = history[&k].last().expect("written").clone();
-        let got = client.get(&k).expect("get").expect("written after recovery");
+        let got = client
+            .get(&k)
+            .expect("get")
+            .expect("written after recovery");
         assert_eq!((got.0.to_vec(), got.1), latest, "key {i} after the restart");
     }
     let got = client.get(b"fresh-after-recovery").expect("get");
@@ -267,7 +270,10 @@ fn truncated_last_segment_loses_only_its_tail() {
     // exactly `segment_size` long): records in the partial block before the cut are
     // dropped too, though intact.
     let damaged = damaged_keys(&recs, &last, cut - cut % 4096, u64::MAX);
-    println!("seed {seed}: cut {} at {cut} (data end {data_end})", last.display());
+    println!(
+        "seed {seed}: cut {} at {cut} (data end {data_end})",
+        last.display()
+    );
     let node = Node::start_in(&data, 1, &FLAGS)
         .unwrap_or_else(|e| panic!("seed {seed}: node must start after truncation: {e}"));
     let (_, _, line) = recovery_counts(&node);
@@ -333,12 +339,18 @@ fn zeroed_block_skips_the_records_it_covers() {
     bytes[block as usize..block as usize + 4096].fill(0);
     std::fs::write(&first, bytes).expect("write");
     let damaged = damaged_keys(&recs, &first, block, block + 4096);
-    println!("seed {seed}: zeroed block at {block} of {}", first.display());
+    println!(
+        "seed {seed}: zeroed block at {block} of {}",
+        first.display()
+    );
     let node = Node::start_in(&data, 1, &FLAGS)
         .unwrap_or_else(|e| panic!("seed {seed}: node must start: {e}"));
     let (_, skipped, line) = recovery_counts(&node);
     println!("{line}");
-    assert!(skipped >= 1, "seed {seed}: zeroed block not reported: {line}");
+    assert!(
+        skipped >= 1,
+        "seed {seed}: zeroed block not reported: {line}"
+    );
     verify(&node, &history, &damaged, false);
     writes_after_recovery(node, &data, &mut history);
 }

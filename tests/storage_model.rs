@@ -249,8 +249,12 @@ fn random_operations_with_restarts_and_compaction_match_the_model() {
         }
         epoch += 1;
     }
-    let node = Node::start_in(&data, 2, &["--durability", "sync", "--segment-size-mib", "1"])
-        .expect("final start");
+    let node = Node::start_in(
+        &data,
+        2,
+        &["--durability", "sync", "--segment-size-mib", "1"],
+    )
+    .expect("final start");
     std::thread::sleep(Duration::from_millis(3));
     model.check(&node, &format!("seed {seed} final"));
     println!(
@@ -259,5 +263,8 @@ fn random_operations_with_restarts_and_compaction_match_the_model() {
         started.elapsed()
     );
     assert!(epoch >= 3, "seed {seed}: too few epochs ran");
-    assert!(compactions >= 1, "seed {seed}: compaction never ran, the test missed it");
+    assert!(
+        compactions >= 1,
+        "seed {seed}: compaction never ran, the test missed it"
+    );
 }
