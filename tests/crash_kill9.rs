@@ -9,7 +9,7 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -58,6 +58,7 @@ fn writer(
     seed: u64,
     cycle: u32,
     stop: Arc<AtomicBool>,
+    acked_ops: Arc<AtomicU64>,
 ) -> Vec<Track> {
     let mut rng = Rng::new(seed);
     let Ok(mut client) = Client::connect(addr, Duration::from_secs(5)) else {
@@ -97,6 +98,7 @@ fn writer(
             Ok(val) => {
                 t.acked = val;
                 t.inflight = None;
+                acked_ops.fetch_add(1, Ordering::Relaxed);
             }
             // The node died (or refused while dying): the in-flight write is uncertain.
             Err(_) => break,
@@ -206,6 +208,7 @@ fn acknowledged_writes_survive_sigkill_under_load() {
     let started = Instant::now();
     let mut cycle = 0;
     let (mut kills, mut clean) = (0, 0);
+    let acked_ops = Arc::new(AtomicU64::new(0));
     while cycle < CYCLES_MAX && started.elapsed() < RUN_TIME {
         let garbage = if cycle % 2 == 0 { "5" } else { "50" };
         let flags = [
@@ -224,9 +227,9 @@ fn acknowledged_writes_survive_sigkill_under_load() {
             .into_iter()
             .enumerate()
             .map(|(i, t)| {
-                let (addr, stop) = (node.addr(), stop.clone());
+                let (addr, stop, acked) = (node.addr(), stop.clone(), acked_ops.clone());
                 let s = rng.next_u64() ^ i as u64;
-                thread::spawn(move || writer(addr, t, s, cycle, stop))
+                thread::spawn(move || writer(addr, t, s, cycle, stop, acked))
             })
             .collect();
         thread::sleep(Duration::from_millis(rng.range(50, 700)));
@@ -260,9 +263,14 @@ fn acknowledged_writes_survive_sigkill_under_load() {
     verify(&node, &mut tracks, seed, cycle);
     let segments = std::fs::read_dir(data.join("shard-0")).map_or(0, |d| d.count());
     println!(
-        "crash_kill9: {cycle} cycles ({kills} kills, {clean} clean stops), {} files in shard-0, {:?}",
-        segments,
+        "crash_kill9: {cycle} cycles ({kills} kills, {clean} clean stops), {} acknowledged \
+         writes, {segments} files in shard-0, {:?}",
+        acked_ops.load(Ordering::Relaxed),
         started.elapsed()
     );
     assert!(kills >= 3, "seed {seed}: too few kill cycles ran ({kills})");
+    assert!(
+        acked_ops.load(Ordering::Relaxed) >= 100,
+        "seed {seed}: too little load to test anything"
+    );
 }
