@@ -66,7 +66,27 @@ pub struct DmaDisk {
 }
 
 fn io_err(op: &'static str) -> impl Fn(glommio::GlommioError<()>) -> StorageError {
-    move |e| StorageError::from_io(op, &std::io::Error::from(e))
+    move |e| storage_error(op, e)
+}
+
+/// Classifies a glommio error by its OS error. glommio turns an `EnhancedIoError` (what
+/// its DMA operations return) into an `io::Error` *without* the errno, so going through
+/// that conversion made ENOSPC from a preallocation a plain I/O error (`IO_ERROR` to
+/// clients) instead of `NoSpace`.
+fn storage_error(op: &'static str, e: glommio::GlommioError<()>) -> StorageError {
+    if let glommio::GlommioError::EnhancedIoError { source, .. } = &e {
+        if let Some(errno) = source.raw_os_error() {
+            return match StorageError::from_io(op, source) {
+                StorageError::Io { .. } => StorageError::Io {
+                    op,
+                    errno: Some(errno),
+                    detail: e.to_string(),
+                },
+                other => other,
+            };
+        }
+    }
+    StorageError::from_io(op, &std::io::Error::from(e))
 }
 
 fn assert_aligned(pos: u64, len: usize) {
@@ -231,5 +251,36 @@ impl Disk for DmaDisk {
         }
         names.sort();
         Ok(names)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn enhanced(errno: i32) -> glommio::GlommioError<()> {
+        glommio::GlommioError::EnhancedIoError {
+            source: std::io::Error::from_raw_os_error(errno),
+            op: "Pre-allocate space",
+            path: Some(PathBuf::from("shard-0/segment-0000000002.log")),
+            fd: Some(14),
+        }
+    }
+
+    /// Regression: ENOSPC from a glommio preallocation reached clients as `IO_ERROR`
+    /// (found by tests/full_disk.rs).
+    #[test]
+    fn enospc_from_glommio_preallocate_is_no_space() {
+        assert_eq!(
+            storage_error("preallocate", enhanced(libc::ENOSPC)),
+            StorageError::NoSpace
+        );
+        assert!(matches!(
+            storage_error("write", enhanced(libc::EIO)),
+            StorageError::Io {
+                errno: Some(libc::EIO),
+                ..
+            }
+        ));
     }
 }

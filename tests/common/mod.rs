@@ -7,7 +7,7 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// A running node on loopback with its own temporary data dir.
@@ -18,6 +18,8 @@ pub struct Node {
     /// The RESP port, `None` when the node serves no RESP.
     pub resp_port: Option<u16>,
     pub data_dir: PathBuf,
+    /// Everything the node printed on stderr so far (recovery lines, errors).
+    pub stderr: Arc<Mutex<String>>,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -77,12 +79,18 @@ impl Node {
             }
         });
         let (err_tx, err_rx) = mpsc::channel();
+        let shared_stderr = Arc::new(Mutex::new(String::new()));
+        let sink = shared_stderr.clone();
         std::thread::spawn(move || {
             let mut text = String::new();
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 eprintln!("[node] {line}");
                 text.push_str(&line);
                 text.push('\n');
+                if let Ok(mut all) = sink.lock() {
+                    all.push_str(&line);
+                    all.push('\n');
+                }
             }
             let _ = err_tx.send(text);
         });
@@ -98,6 +106,7 @@ impl Node {
                         core_ports,
                         resp_port,
                         data_dir: data_dir.to_path_buf(),
+                        stderr: shared_stderr,
                         _dir: None,
                     });
                 }
@@ -120,6 +129,19 @@ impl Node {
                 }
             }
         }
+    }
+
+    /// The recovery lines of all `shards` (waits briefly: stderr is read by a thread).
+    pub fn recovery_lines(&self, shards: usize) -> Vec<String> {
+        let lines = || -> Vec<String> {
+            let text = self.stderr.lock().map(|t| t.clone()).unwrap_or_default();
+            text.lines()
+                .filter(|l| l.contains(" recovered "))
+                .map(str::to_owned)
+                .collect()
+        };
+        eventually(Duration::from_secs(5), || lines().len() >= shards);
+        lines()
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -233,4 +255,43 @@ pub fn node_stat(node: &Node, name: &str) -> u64 {
     let mut c = ringkv::client::Client::connect_unrouted(node.addr(), Duration::from_secs(5))
         .expect("connect for stats");
     stat(&mut c, name)
+}
+
+/// A small seeded generator (splitmix64), so a failing run replays from its seed.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+
+    /// The seed from `RINGKV_SEED` if set, else from the clock; printed by the caller.
+    pub fn seed_from_env() -> u64 {
+        std::env::var("RINGKV_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(1, |d| d.as_nanos() as u64)
+            })
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `[0, n)`; `n` > 0.
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
+    }
+
+    /// Uniform in `[lo, hi]`.
+    pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + self.below(hi - lo + 1)
+    }
 }
