@@ -430,8 +430,8 @@ fn error_message(err: &ShardError) -> String {
         ShardError::Overflow => "increment or decrement would overflow".into(),
         ShardError::NanOrInfinity => "increment would produce NaN or Infinity".into(),
         ShardError::ValueTooLarge => "resulting value exceeds the value size limit".into(),
-        ShardError::NoSpace => "no space left on device; the write was not applied".into(),
-        ShardError::Io(e) => format!("I/O error; the write was not applied: {e}"),
+        ShardError::NoSpace => "no space left on device; the write was not acknowledged".into(),
+        ShardError::Io(e) => format!("I/O error (nothing was acknowledged): {e}"),
         ShardError::Invalid(e) => e.clone(),
     }
 }
