@@ -6,7 +6,7 @@
 //! `perf/storage.md`. Data goes to a temp dir under /tmp (ext4 here; tmpfs has no
 //! O_DIRECT), removed at the end.
 
-use std::cell::RefCell;
+use std::cell::Cell;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -72,7 +72,7 @@ async fn append(log: &Log<DmaDisk>, key: &[u8], value: &[u8]) -> u64 {
 fn append_run(
     ex: &LocalExecutor,
     log: &Log<DmaDisk>,
-    next_key: &RefCell<u64>,
+    next_key: &Cell<u64>,
     value: &[u8],
     iters: u64,
 ) -> Duration {
@@ -81,10 +81,9 @@ fn append_run(
         let mut last = 0;
         for _ in 0..iters {
             for _ in 0..BATCH {
-                let mut k = next_key.borrow_mut();
-                *k += 1;
-                let key = format!("key:{:012}", *k);
-                drop(k);
+                let k = next_key.get() + 1;
+                next_key.set(k);
+                let key = format!("key:{k:012}");
                 last = append(log, key.as_bytes(), value).await;
             }
             log.wait_durable(last).await.expect("wait durable");
@@ -105,7 +104,7 @@ fn appends(c: &mut Criterion) {
             let dir = tempdir();
             let log = open_log(&ex, dir.path(), mode);
             let value = vec![0x5au8; size];
-            let next_key = RefCell::new(0u64);
+            let next_key = Cell::new(0u64);
             if unit == "records" {
                 g.throughput(Throughput::Elements(BATCH));
             } else {

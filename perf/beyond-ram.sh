@@ -29,7 +29,7 @@ trap 'stop_server; rm -rf "$WORK"' EXIT
 start_ringkv_flags "$WORK" --cache-size-mib "$CACHE_MIB"
 t0="$(now_ns)"
 timeout 1800 taskset -c 1 "$RINGKV" bench --addr "127.0.0.1:$RINGKV_PORT" "${COMMON[@]}" \
-    --preload --ratio 0:1 --clients 1 --requests 1 --no-progress \
+    --preload --ratio 0:1 --clients 1 --requests 1 --timeout-ms 60000 --no-progress \
     >"$OUT/load.txt" 2>"$OUT/load.log"
 log "loaded $KEYS x 1 KiB in $((($(now_ns) - t0) / 1000000)) ms"
 "$RINGKV" --addr "127.0.0.1:$RINGKV_PORT" stats >"$OUT/after-load.stats"

@@ -19,7 +19,7 @@ KEYS="${KEYS:-10000000}"
 KMIN=10000000
 KMAX=$((KMIN + KEYS - 1))
 LOAD=(--threads 1 --cpus 1 --key-prefix key:0000 --key-minimum "$KMIN" --key-maximum "$KMAX"
-    --data-size 32 --preload --ratio 0:1 --clients 1 --requests 1 --no-progress)
+    --data-size 32 --preload --ratio 0:1 --clients 1 --requests 1 --timeout-ms 60000 --no-progress)
 {
     echo "scenario: $NAME"
     echo "placement: server taskset -c 0, loader taskset -c 1"

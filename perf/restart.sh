@@ -24,7 +24,7 @@ KMIN=10000000 # 8 digits after the 8-byte prefix: 16-byte keys
 KMAX=$((KMIN + KEYS - 1))
 PROBE_KEY="key:0000$((KMIN + KEYS / 2))"
 LOAD=(--threads 1 --cpus 1 --key-prefix key:0000 --key-minimum "$KMIN" --key-maximum "$KMAX"
-    --data-size 32 --preload --ratio 0:1 --clients 1 --requests 1 --no-progress)
+    --data-size 32 --preload --ratio 0:1 --clients 1 --requests 1 --timeout-ms 60000 --no-progress)
 {
     echo "scenario: $NAME"
     echo "placement: server taskset -c 0, loader taskset -c 1"
@@ -106,8 +106,9 @@ kill_server KILL # round 1 of `kill`: the loader node dies without a hint
 log "$NAME: loading redis with $KEYS keys"
 start_redis_flags "$RD_WORK"
 load redis
-redis-cli -p "$REDIS_PORT" save >/dev/null
-ls -l "$RD_WORK/dump.rdb" >"$OUT/redis-files.txt"
+log "redis SAVE: $(redis-cli -p "$REDIS_PORT" save 2>&1), dir $(redis-cli -p "$REDIS_PORT" config get dir | tail -1), keys $(redis-cli -p "$REDIS_PORT" dbsize)"
+ls -l "$RD_WORK" >"$OUT/redis-files.txt"
+[[ -s "$RD_WORK/dump.rdb" ]] || { log "no RDB written"; tail -20 "$RD_WORK/redis.log" >&2; exit 1; }
 kill_server TERM
 
 for ((round = 1; round <= ROUNDS; round++)); do
