@@ -24,7 +24,10 @@ def med(xs):
 
 
 def bench_table(name, d):
-    runs = summarize.load(d)
+    runs = {
+        k: [j for j in v if "totals" in j] for k, v in summarize.load(d).items()
+    }
+    runs = {k: v for k, v in runs.items() if v and not k.startswith("load")}
     if not runs:
         return []
     s = summarize.summarise(runs)
