@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Scenario `durable-set` (shared BENCHMARKING.md): 100 % SET, 256 B values, 50
+# connections, pipeline 1, every write acknowledged only once on disk:
+#   ringkv serve (default --durability sync: group commit, fdatasync before the ack)
+#   redis-server --appendonly yes --appendfsync always
+# Placement "core": server on CPU 0, `ringkv bench` on CPU 1; alternated ROUNDS times.
+# Data dirs on /tmp (ext4 on the virtio disk). Besides the bench figures it records
+# ringkv's durable_waits, durable_wait_us and log_syncs over the run (writes per fsync,
+# mean group-commit wait).
+source "$(dirname "$0")/storage-lib.sh"
+if [[ "${SKIP_SETUP:-}" != 1 ]]; then ensure_tools; build; fi
+init_results
+NAME=durable-set
+OUT="$RESULTS_DIR/$NAME"
+mkdir -p "$OUT"
+KEYS="${KEYS:-1000000}"
+FLAGS=(--threads 1 --cpus 1 --clients 50 --pipeline 1 --ratio 1:0 --data-size 256
+    --key-minimum 1 --key-maximum "$KEYS" --key-pattern random
+    --warmup "$WARMUP" --test-time "$TEST_TIME" --timeout-ms 5000)
+{
+    echo "scenario: $NAME"
+    echo "placement: core (server taskset -c 0, load taskset -c 1)"
+    echo "servers: ringkv (serve --cores 1, --durability sync default) redis (--appendonly yes --appendfsync always)"
+    echo "bench flags: ${FLAGS[*]}"
+} >"$OUT/settings.txt"
+
+WORK=""
+cleanup_work() { [[ -n "$WORK" ]] && rm -rf "$WORK"; WORK=""; }
+trap 'stop_server; cleanup_work' EXIT
+
+for ((round = 1; round <= ROUNDS; round++)); do
+    for kind in ringkv redis; do
+        log "$NAME round $round/$ROUNDS: $kind (load average $(cut -d' ' -f1 /proc/loadavg))"
+        WORK="$(mktemp -d /tmp/ringkv-perf-durable.XXXXXX)"
+        if [[ $kind == ringkv ]]; then
+            start_ringkv_flags "$WORK"
+        else
+            start_redis_flags "$WORK" --appendonly yes --appendfsync always
+        fi
+        echo "$(date -u +%H:%M:%S) $kind round $round load $(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/loadavg.txt"
+        t0="$(now_ns)"
+        timeout $((WARMUP + TEST_TIME + 60)) taskset -c 1 "$RINGKV" bench \
+            --addr "127.0.0.1:$SERVER_PORT" --protocol "$(protocol_of "$kind")" \
+            --server-pid "$SERVER_PID" --no-progress \
+            --json-out "$OUT/$kind-r$round.json" --hdr-out "$OUT/$kind-r$round" \
+            "${FLAGS[@]}" >"$OUT/$kind-r$round.txt" 2>"$OUT/$kind-r$round.log"
+        t1="$(now_ns)"
+        if [[ $kind == ringkv ]]; then
+            # Whole run (warmup included): syncs per second, writes per sync, mean wait.
+            "$RINGKV" --addr "127.0.0.1:$RINGKV_PORT" stats >"$OUT/ringkv-r$round.stats"
+            python3 - "$OUT/ringkv-r$round.stats" "$((t1 - t0))" >"$OUT/ringkv-r$round.commit.json" <<'EOF'
+import json, re, sys
+stats = {}
+for line in open(sys.argv[1]):
+    m = re.match(r"\s*([a-z_]+)\s*[:=]?\s*(\d+)\s*$", line)
+    if m:
+        stats[m.group(1)] = int(m.group(2))
+secs = int(sys.argv[2]) / 1e9
+waits, wait_us, syncs = stats.get("durable_waits", 0), stats.get("durable_wait_us", 0), stats.get("log_syncs", 0)
+print(json.dumps({
+    "seconds": secs,
+    "durable_waits": waits,
+    "durable_wait_us": wait_us,
+    "mean_durable_wait_us": wait_us / waits if waits else None,
+    "log_syncs": syncs,
+    "log_syncs_per_sec": syncs / secs,
+    "writes_per_sync": waits / syncs if syncs else None,
+}))
+EOF
+        else
+            redis-cli -p "$REDIS_PORT" info persistence >"$OUT/redis-r$round.persistence"
+        fi
+        kill_server TERM
+        cleanup_work
+    done
+done
+python3 "$PERF_DIR/storage_summary.py" durable-set "$OUT" | tee "$OUT/summary.md"
