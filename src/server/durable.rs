@@ -154,6 +154,7 @@ pub async fn open_shard(config: &Config, id: usize, cores: usize) -> Result<Node
     .await
     .map_err(|e| format!("shard {id}: recovery of {} failed: {e}", dir.display()))?;
     let mut shard = Shard::with_cache(NodeLog::Durable(log.clone()), SystemClock, policy);
+    shard.reserve(keys.len());
     let now = shard::Clock::now_ms(&SystemClock);
     let mut expired = 0u64;
     for (key, (state, value)) in keys {

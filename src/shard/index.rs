@@ -159,6 +159,22 @@ impl Index {
         entry.expire_at_ms = expire_at_ms;
     }
 
+    /// Makes room for `additional` more keys at once, so a bulk load (recovery) does
+    /// not regrow and rehash the table and slab again and again.
+    pub fn reserve(&mut self, additional: usize) {
+        self.slots.reserve(additional);
+        let (slots, hasher) = (&self.slots, &self.hasher);
+        self.table.reserve(additional, |&s| {
+            hasher.hash_one(
+                slots
+                    .get(s as usize)
+                    .and_then(Option::as_ref)
+                    .map(|e| &*e.key)
+                    .unwrap_or_default(),
+            )
+        });
+    }
+
     /// Inserts a key that is not present and returns its slot.
     pub fn insert(&mut self, entry: Entry) -> u32 {
         debug_assert!(

@@ -333,6 +333,11 @@ impl<L: Log, C: Clock> Shard<L, C> {
         self.enforce_budget(Some(slot));
     }
 
+    /// Makes room for `additional` more keys before a bulk load.
+    pub fn reserve(&mut self, additional: usize) {
+        self.index.reserve(additional);
+    }
+
     /// Adds a key found by recovery. Keys must be unique; `value` is cached if given.
     pub fn recover_entry(
         &mut self,
