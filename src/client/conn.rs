@@ -25,6 +25,7 @@ impl ResponseReader {
     }
 
     /// The next complete response, if one is buffered.
+    #[allow(clippy::should_implement_trait)] // fallible and buffer-driven, not an Iterator
     pub fn next(&mut self) -> Result<Option<Response>, Error> {
         match check(&self.buf, MAGIC_RESPONSE) {
             Ok(Some((header, len))) => Ok(Some(Response::from_frame(

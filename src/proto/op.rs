@@ -513,6 +513,7 @@ pub fn decode_pair_list(value: &Bytes) -> Result<Vec<(Bytes, Bytes)>, Refusal> {
     Ok(pairs)
 }
 
+#[allow(clippy::too_many_arguments)] // one per header field, in wire order
 fn put_header(
     out: &mut BytesMut,
     magic: u8,
