@@ -38,6 +38,7 @@ mod plan;
 mod server;
 mod strings;
 mod table;
+mod watch;
 
 use std::cell::Cell;
 use std::io::ErrorKind;
@@ -149,6 +150,7 @@ impl Ctx<'_> {
 /// One connection.
 struct Conn {
     core: Rc<Core>,
+    watch: Rc<watch::Watch>,
     stream: TcpStream,
     input: BytesMut,
     output: BytesMut,
@@ -159,6 +161,9 @@ struct Conn {
 /// Serves one RESP connection until the peer closes or quits, it times out, it sends
 /// malformed input, or the node stops.
 pub async fn serve(core: Rc<Core>, stream: TcpStream) {
+    // The idle timeout is the watch's job (see watch.rs): a glommio read timeout
+    // would arm a timer for every request.
+    let _ = stream.set_read_timeout(None);
     let seq = CLIENTS_ACCEPTED.with(|n| {
         n.set(n.get() + 1);
         n.get()
@@ -166,6 +171,7 @@ pub async fn serve(core: Rc<Core>, stream: TcpStream) {
     // Unique across cores without sharing a counter: core k hands out k+1, k+1+n, ...
     let id = (seq - 1) * core.count as u64 + core.id as u64 + 1;
     let mut conn = Conn {
+        watch: watch::watch(&core),
         core,
         stream,
         input: BytesMut::with_capacity(READ_CHUNK),
@@ -256,23 +262,25 @@ impl Conn {
         // of n bytes costs O(n) copies, not O(n^2 / READ_CHUNK).
         self.input.reserve(READ_CHUNK.max(len));
         self.input.resize(self.input.capacity(), 0);
-        let (core, stream, input) = (&self.core, &mut self.stream, &mut self.input);
-        let read = futures_lite::future::or(
-            async { Some(stream.read(&mut input[len..]).await) },
-            async {
-                core.stopped().await;
-                None
-            },
-        )
-        .await;
+        let (watch, stream, input) = (&self.watch, &mut self.stream, &mut self.input);
+        let read =
+            futures_lite::future::or(async { Ok(stream.read(&mut input[len..]).await) }, async {
+                Err(watch.closed().await)
+            })
+            .await;
         let n = match read {
-            Some(Ok(n)) => n,
-            Some(Err(e)) => {
+            Ok(Ok(n)) => n,
+            Ok(Err(e)) => {
                 self.input.truncate(len);
                 return Err(e);
             }
-            None => 0,
+            Err(watch::Closed::Idle) => {
+                self.input.truncate(len);
+                return Err(std::io::Error::new(ErrorKind::TimedOut, "idle timeout"));
+            }
+            Err(watch::Closed::Stopping) => 0,
         };
+        self.watch.touch();
         self.input.truncate(len + n);
         Ok(n > 0)
     }
