@@ -178,8 +178,10 @@ pub(crate) fn unknown_command(args: &[Bytes]) -> Reject {
         if rest.len() >= 128 {
             break;
         }
+        // The width is computed before the quote is added, as Redis's "'%.*s' ".
+        let width = 128 - rest.len();
         rest.push('\'');
-        rest.push_str(&shown(arg, 128 - rest.len()));
+        rest.push_str(&shown(arg, width));
         rest.push_str("' ");
     }
     Reject::owned(format!(
