@@ -63,7 +63,7 @@ use crate::shard::Command;
 const READ_CHUNK: usize = 16 * 1024;
 
 /// Smallest read window (see `Conn::read_more`).
-const READ_WINDOW_MIN: usize = 512;
+const READ_WINDOW_MIN: usize = 4096;
 
 /// The Redis version whose command semantics and error texts ringkv follows; `INFO`
 /// and `HELLO` report it, and client libraries pick features by it.
