@@ -321,6 +321,10 @@ impl Core {
         if parts.commands.is_empty() {
             return Vec::new();
         }
+        // All on this core (one core, or a shard-aware client): no regrouping.
+        if parts.shard.iter().all(|&shard| shard == core.id) {
+            return core.apply_batch(parts.commands, need).await;
+        }
         let n = parts.commands.len();
         let mut per_core: Vec<Vec<usize>> = vec![Vec::new(); core.count];
         for (i, &shard) in parts.shard.iter().enumerate() {

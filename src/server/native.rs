@@ -160,6 +160,7 @@ async fn read_more(
 }
 
 /// Splits complete frames off the front of `input`, at most `PIPELINE_DEPTH_MAX`.
+#[allow(clippy::type_complexity)] // a batch and what stopped it, used once
 /// Stops at the first malformed frame, which ends the connection.
 fn parse_batch(input: &mut BytesMut) -> (Batch, Option<FrameError>) {
     let mut batch = Vec::new();

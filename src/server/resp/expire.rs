@@ -78,7 +78,7 @@ fn expire_generic(
         Expiry::AfterMs(ms)
     };
     let key = key(&args[1])?;
-    let part = ctx.push(&key.clone(), Command::Expire { key, expiry, cond });
+    let part = ctx.push(Command::Expire { key, expiry, cond });
     Ok(Plan::Shard {
         part,
         shape: Shape::Applied,
@@ -113,7 +113,7 @@ pub(crate) fn pexpireat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Handled {
 
 fn read(ctx: &mut Ctx<'_>, args: &[Bytes], command: fn(Bytes) -> Command, shape: Shape) -> Handled {
     let key = key(&args[1])?;
-    let part = ctx.push(&key.clone(), command(key));
+    let part = ctx.push(command(key));
     Ok(Plan::Shard { part, shape })
 }
 

@@ -155,7 +155,9 @@ mod tests {
         assert!(m("h[b-a]llo", "hallo"));
         assert!(m("h\\*llo", "h*llo"));
         assert!(!m("h\\*llo", "hello"));
-        assert!(m("*", ""));
+        // Redis: the loop needs a byte of string, so "*" does not match "" (KEYS and
+        // SCAN skip matching for a lone "*", so the empty key is still listed).
+        assert!(!m("*", ""));
         assert!(m("**", "abc"));
         assert!(m("a*", "a"));
         assert!(m("*a*", "banana"));

@@ -36,10 +36,10 @@ pub(crate) fn del(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Handled {
     let start = ctx.parts.len();
     for key in keys {
         let command = Command::Delete {
-            key: key.clone(),
+            key,
             cond: Cond::Always,
         };
-        ctx.push(&key, command);
+        ctx.push(command);
     }
     Ok(Plan::Tally(start..ctx.parts.len(), Tally::Deleted))
 }
@@ -49,7 +49,7 @@ pub(crate) fn exists(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Handled {
     let keys = args[1..].iter().map(key).collect::<Result<Vec<_>, _>>()?;
     let start = ctx.parts.len();
     for key in keys {
-        ctx.push(&key.clone(), Command::Get { key });
+        ctx.push(Command::Get { key });
     }
     Ok(Plan::Tally(start..ctx.parts.len(), Tally::Found))
 }
@@ -57,7 +57,7 @@ pub(crate) fn exists(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Handled {
 /// `TYPE key`: every ringkv value is a string.
 pub(crate) fn type_of(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Handled {
     let key = key(&args[1])?;
-    let part = ctx.push(&key.clone(), Command::Get { key });
+    let part = ctx.push(Command::Get { key });
     Ok(Plan::Shard {
         part,
         shape: Shape::Type,

@@ -62,7 +62,7 @@ pub(crate) fn watch(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Handled {
     let keys = args[1..].iter().map(key).collect::<Result<Vec<_>, _>>()?;
     let start = ctx.parts.len();
     for key in &keys {
-        ctx.push(key, Command::Get { key: key.clone() });
+        ctx.push(Command::Get { key: key.clone() });
     }
     let keys = keys.iter().map(|k| Bytes::copy_from_slice(k)).collect();
     Ok(Plan::Watch {

@@ -162,9 +162,9 @@ pub(crate) fn error_text(err: &ShardError) -> Cow<'static, str> {
         ShardError::Overflow => "ERR increment or decrement would overflow",
         ShardError::NanOrInfinity => "ERR increment would produce NaN or Infinity",
         ShardError::ValueTooLarge => "ERR string exceeds maximum allowed size (proto-max-bulk-len)",
-        ShardError::NoSpace => "ERR no space left on device; the write was not applied",
+        ShardError::NoSpace => "ERR no space left on device; the write was not acknowledged",
         ShardError::Io(e) => {
-            return Cow::Owned(format!("ERR I/O error; the write was not applied: {e}"))
+            return Cow::Owned(format!("ERR I/O error (nothing was acknowledged): {e}"))
         }
         ShardError::Invalid(e) => return Cow::Owned(format!("ERR {e}")),
     })

@@ -13,8 +13,8 @@ use crate::constants::VALUE_SIZE_MAX;
 use crate::shard::{Command, Cond, Expiry};
 
 /// Plans one single-key command.
-fn one(ctx: &mut Ctx<'_>, key: &[u8], command: Command, shape: Shape) -> Handled {
-    let part = ctx.push(key, command);
+fn one(ctx: &mut Ctx<'_>, command: Command, shape: Shape) -> Handled {
+    let part = ctx.push(command);
     Ok(Plan::Shard { part, shape })
 }
 
@@ -130,7 +130,7 @@ fn value(arg: &Bytes) -> Bytes {
 /// `GET key`.
 pub(crate) fn get(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Handled {
     let key = key(&args[1])?;
-    one(ctx, &key.clone(), Command::Get { key }, Shape::Bulk)
+    one(ctx, Command::Get { key }, Shape::Bulk)
 }
 
 /// `SET key value [NX | XX] [GET] [EX s | PX ms | EXAT t | PXAT t | KEEPTTL]`.
@@ -148,14 +148,14 @@ pub(crate) fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Handled {
     };
     let key = key(&args[1])?;
     let command = Command::Set {
-        key: key.clone(),
+        key,
         value: value(&args[2]),
         expiry,
         cond,
         get_old: o.get,
     };
     let shape = if o.get { Shape::SetGet } else { Shape::SetOk };
-    one(ctx, &key, command, shape)
+    one(ctx, command, shape)
 }
 
 fn set_with(
@@ -168,13 +168,13 @@ fn set_with(
 ) -> Handled {
     let key = key(&args[1])?;
     let command = Command::Set {
-        key: key.clone(),
+        key,
         value: value(args.last().unwrap_or(&args[1])),
         expiry,
         cond,
         get_old,
     };
-    one(ctx, &key, command, shape)
+    one(ctx, command, shape)
 }
 
 /// `SETNX key value`.
@@ -202,7 +202,7 @@ pub(crate) fn getset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Handled {
 /// `GETDEL key`.
 pub(crate) fn getdel(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Handled {
     let key = key(&args[1])?;
-    one(ctx, &key.clone(), Command::GetDel { key }, Shape::Bulk)
+    one(ctx, Command::GetDel { key }, Shape::Bulk)
 }
 
 /// `GETEX key [EX s | PX ms | EXAT t | PXAT t | PERSIST]`.
@@ -220,17 +220,12 @@ pub(crate) fn getex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Handled {
                 "ERR invalid expire time in 'getex' command"
             };
             let shape = Shape::ErrorIfFound(text);
-            return one(ctx, &key.clone(), Command::Get { key }, shape);
+            return one(ctx, Command::Get { key }, shape);
         }
         None if o.persist => Expiry::Never,
         None => Expiry::Keep,
     };
-    one(
-        ctx,
-        &key.clone(),
-        Command::GetEx { key, expiry },
-        Shape::Bulk,
-    )
+    one(ctx, Command::GetEx { key, expiry }, Shape::Bulk)
 }
 
 /// `MGET key [key ...]`: one `Get` per key, on its owner.
@@ -238,7 +233,7 @@ pub(crate) fn mget(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Handled {
     let keys = args[1..].iter().map(key).collect::<Result<Vec<_>, _>>()?;
     let start = ctx.parts.len();
     for key in keys {
-        ctx.push(&key.clone(), Command::Get { key });
+        ctx.push(Command::Get { key });
     }
     Ok(Plan::MGet(start..ctx.parts.len()))
 }
@@ -270,7 +265,7 @@ pub(crate) fn mset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Handled {
     let pairs = pairs(args, "mset")?;
     let start = ctx.parts.len();
     for (key, value) in pairs {
-        ctx.push(&key.clone(), plain_set(key, value));
+        ctx.push(plain_set(key, value));
     }
     Ok(Plan::AllOk(start..ctx.parts.len()))
 }
@@ -300,12 +295,7 @@ pub(crate) fn msetnx(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Handled {
 
 fn incr_by(ctx: &mut Ctx<'_>, args: &[Bytes], delta: i64) -> Handled {
     let key = key(&args[1])?;
-    one(
-        ctx,
-        &key.clone(),
-        Command::IncrBy { key, delta },
-        Shape::Integer,
-    )
+    one(ctx, Command::IncrBy { key, delta }, Shape::Integer)
 }
 
 /// `INCR key`.
@@ -342,30 +332,20 @@ pub(crate) fn incrbyfloat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Handled {
         // Redis parses "inf", then refuses the infinite result.
         return Err(Reject::new("ERR increment would produce NaN or Infinity"));
     }
-    one(
-        ctx,
-        &key.clone(),
-        Command::IncrByFloat { key, delta },
-        Shape::Float,
-    )
+    one(ctx, Command::IncrByFloat { key, delta }, Shape::Float)
 }
 
 /// `APPEND key value`.
 pub(crate) fn append(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Handled {
     let key = key(&args[1])?;
     let value = value(&args[2]);
-    one(
-        ctx,
-        &key.clone(),
-        Command::Append { key, value },
-        Shape::Length,
-    )
+    one(ctx, Command::Append { key, value }, Shape::Length)
 }
 
 /// `STRLEN key`.
 pub(crate) fn strlen(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Handled {
     let key = key(&args[1])?;
-    one(ctx, &key.clone(), Command::Get { key }, Shape::Strlen)
+    one(ctx, Command::Get { key }, Shape::Strlen)
 }
 
 /// `GETRANGE key start end` (and its old name SUBSTR).
@@ -373,12 +353,7 @@ pub(crate) fn getrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Handled {
     let start = int(&args[2])?;
     let end = int(&args[3])?;
     let key = key(&args[1])?;
-    one(
-        ctx,
-        &key.clone(),
-        Command::Get { key },
-        Shape::GetRange { start, end },
-    )
+    one(ctx, Command::Get { key }, Shape::GetRange { start, end })
 }
 
 /// `SETRANGE key offset value`.
@@ -396,12 +371,7 @@ pub(crate) fn setrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Handled {
     let key = key(&args[1])?;
     // An empty patch never writes, so any offset is fine; the shard ignores it.
     let offset = u32::try_from(offset).unwrap_or(u32::MAX);
-    one(
-        ctx,
-        &key.clone(),
-        Command::SetRange { key, offset, value },
-        Shape::Length,
-    )
+    one(ctx, Command::SetRange { key, offset, value }, Shape::Length)
 }
 
 #[cfg(test)]
