@@ -31,9 +31,9 @@ pub enum Status {
     Busy = 0x0200,
     /// The node is shutting down.
     ShuttingDown = 0x0201,
-    /// The write could not be made durable because of an I/O error; it was not applied.
+    /// An I/O error: the write was not acknowledged (refused, or its flush failed).
     IoError = 0x0300,
-    /// The write could not be made durable because the disk is full; it was not applied.
+    /// The disk is full: the write was not acknowledged (refused, or its flush failed).
     NoSpace = 0x0301,
     /// Reserved for replication: this node does not lead the key's shard.
     NotLeader = 0x0400,
