@@ -25,7 +25,8 @@
 //! WATCHed keys are only changed by writes, not by EXPIRE alone (which ringkv does
 //! not count as a change; documented in proto-spec/resp.md).
 //!
-//! Without redis-server the test prints a note and passes, unless CI=true.
+//! Without redis-server the test fails, unless RINGKV_SKIP_MISSING_TOOLS=1 (then it
+//! prints a note and passes); under CI=true it always requires redis-server.
 
 mod common;
 
