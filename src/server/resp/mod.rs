@@ -395,7 +395,15 @@ impl Conn {
             Barrier::Sleep(ms) => {
                 // Redis blocks the whole server; here only this connection waits.
                 self.write_out().await?;
-                glommio::timer::sleep(std::time::Duration::from_millis(ms)).await;
+                let watch = &self.watch;
+                futures_lite::future::or(
+                    glommio::timer::sleep(std::time::Duration::from_millis(ms)),
+                    async {
+                        // A stopping node does not wait for a sleeping connection.
+                        watch.closed().await;
+                    },
+                )
+                .await;
                 self.output.extend_from_slice(b"+OK\r\n");
             }
             Barrier::Keys(pattern) => {
