@@ -40,6 +40,9 @@ mod strings;
 mod table;
 mod watch;
 
+#[cfg(test)]
+mod tests;
+
 use std::cell::Cell;
 use std::io::ErrorKind;
 use std::rc::Rc;
