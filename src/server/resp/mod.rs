@@ -22,7 +22,8 @@
 //! `multi.rs` (MULTI, EXEC, WATCH). `table.rs` is the command table (names, arity,
 //! flags) and the dispatcher, `plan.rs` turns shard replies into RESP replies,
 //! `args.rs` holds argument parsing and Redis's error texts, `glob.rs` Redis's
-//! `stringmatchlen`.
+//! `stringmatchlen`, `watch.rs` the idle timeout and shutdown of connections, and
+//! `tests.rs` runs the golden vectors through this layer in process.
 //!
 //! Most commands are *planned*: their shard commands join the batch and their reply
 //! is written once the batch has run. A few are *barriers* (EXEC, KEYS, QUIT,
