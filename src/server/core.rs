@@ -19,6 +19,7 @@ use glommio::channels::local_channel::{self, LocalSender};
 use super::durable::{self, NodeShard};
 use super::stats::{self, CoreCounters};
 use crate::config::Config;
+use crate::constants::FORWARD_BATCH_MAX;
 use crate::proto::Topology;
 use crate::shard::{Command, Reply, ShardError};
 
@@ -334,10 +335,14 @@ impl Core {
         let mut take = |indexes: &[usize]| -> Vec<Command> {
             indexes.iter().filter_map(|&i| commands[i].take()).collect()
         };
+        // One message per destination core, split at FORWARD_BATCH_MAX commands (a
+        // RESP MGET may name up to RESP_ARGS_MAX keys).
         let mut pending = Vec::new();
         for (to, indexes) in per_core.iter().enumerate() {
-            if to != core.id && !indexes.is_empty() {
-                pending.push((to, core.forward(to, take(indexes), need).await));
+            if to != core.id {
+                for chunk in indexes.chunks(FORWARD_BATCH_MAX as usize) {
+                    pending.push((chunk, core.forward(to, take(chunk), need).await));
+                }
             }
         }
         let mut replies: Vec<Option<Reply>> = vec![None; n];
@@ -345,8 +350,8 @@ impl Core {
         for (&i, reply) in per_core[core.id].iter().zip(local) {
             replies[i] = Some(reply);
         }
-        for (to, waiting) in pending {
-            for (&i, reply) in per_core[to].iter().zip(waiting.wait().await) {
+        for (chunk, waiting) in pending {
+            for (&i, reply) in chunk.iter().zip(waiting.wait().await) {
                 replies[i] = Some(reply);
             }
         }

@@ -127,12 +127,14 @@ pub enum Command {
         /// Amount.
         delta: i64,
     },
-    /// Add to a decimal floating-point value (absent = 0).
+    /// Add to a decimal floating-point value (absent = 0), in Redis's 80-bit
+    /// extended precision (see [`super::ld`]).
     IncrByFloat {
         /// Key.
         key: Bytes,
-        /// Amount.
-        delta: f64,
+        /// Amount (an infinity makes the command fail, after the stored value is
+        /// checked, as in Redis).
+        delta: super::ld::Ld,
     },
     /// Append to a value (absent = empty).
     Append {

@@ -10,12 +10,14 @@
 pub mod clock;
 pub mod command;
 pub mod index;
+pub mod ld;
 
 use bytes::{Bytes, BytesMut};
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use command::{Command, Cond, ExpireCond, Expiry, Reply, ShardError, ShardStats};
 use index::{Entry, Index};
+use ld::Ld;
 
 use crate::constants::{SCAN_COUNT_DEFAULT, SCAN_COUNT_MAX, VALUE_SIZE_MAX};
 pub use crate::storage::Location;
@@ -836,23 +838,24 @@ impl<L: Log, C: Clock> Shard<L, C> {
         }
     }
 
-    fn incr_by_float(&mut self, key: Bytes, delta: f64, now: u64) -> Reply {
+    fn incr_by_float(&mut self, key: Bytes, delta: Ld, now: u64) -> Reply {
         let (current, value, at) = match self.current_value(&key, now) {
             Ok(found) => found,
             Err(reply) => return reply,
         };
+        // The stored value is checked first, as Redis does.
         let base = match current {
-            Current::Absent => 0.0,
-            Current::Present { .. } => match parse_f64(&value) {
+            Current::Absent => Ld::Zero { neg: false },
+            Current::Present { .. } => match Ld::parse(&value) {
                 Some(n) => n,
                 None => return Reply::Error(ShardError::NotFloat),
             },
         };
-        let result = base + delta;
-        if !result.is_finite() {
-            return Reply::Error(ShardError::NanOrInfinity);
-        }
-        let text = Bytes::from(format_f64(result));
+        let result = match base.checked_add(delta) {
+            Some(sum) if !sum.is_infinite() => sum,
+            _ => return Reply::Error(ShardError::NanOrInfinity),
+        };
+        let text = Bytes::from(result.to_human());
         match self.put(key, &current, text.clone(), at) {
             Ok(version) => Reply::Value {
                 value: text,
@@ -1003,53 +1006,6 @@ pub fn parse_i64(bytes: &[u8]) -> Option<i64> {
         return None;
     }
     std::str::from_utf8(bytes).ok()?.parse().ok()
-}
-
-/// Parses a float the way Redis's INCRBYFLOAT accepts it: no spaces, finite.
-pub fn parse_f64(bytes: &[u8]) -> Option<f64> {
-    let text = std::str::from_utf8(bytes).ok()?;
-    if text.is_empty()
-        || text.starts_with(char::is_whitespace)
-        || text.ends_with(char::is_whitespace)
-    {
-        return None;
-    }
-    let value: f64 = text.parse().ok()?;
-    value.is_finite().then_some(value)
-}
-
-/// Formats an INCRBYFLOAT result the way Redis shows it (`%.17Lf`, trailing zeros
-/// and dot removed: never an exponent, at most 17 decimals), from an `f64`.
-///
-/// Redis computes in 80-bit long double; ringkv in `f64`. For the usual inputs
-/// (decimals with few significant digits) both print the same: the shortest decimal
-/// that reads back as the `f64`. Integral values past 2^53 print all their digits
-/// (as `%.17Lf` does) instead of the shortest form padded with zeros, and values
-/// with more than 17 decimals are rounded to 17, as Redis rounds them.
-pub fn format_f64(value: f64) -> String {
-    const EXACT_INTEGER_MAX: f64 = 9_007_199_254_740_992.0; // 2^53
-    let mut text = if value.abs() >= EXACT_INTEGER_MAX {
-        format!("{value:.0}")
-    } else {
-        let shortest = format!("{value}");
-        match shortest.split_once('.') {
-            Some((_, decimals)) if decimals.len() > 17 => {
-                let mut rounded = format!("{value:.17}");
-                while rounded.ends_with('0') {
-                    rounded.pop();
-                }
-                if rounded.ends_with('.') {
-                    rounded.pop();
-                }
-                rounded
-            }
-            _ => shortest,
-        }
-    };
-    if text == "-0" {
-        text = "0".to_string();
-    }
-    text
 }
 
 #[cfg(test)]

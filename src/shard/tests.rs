@@ -132,20 +132,27 @@ fn transaction_runs_only_if_watched_versions_hold() {
     ));
 }
 
+/// INCRBYFLOAT checks the stored value before the increment, in long double.
 #[test]
-fn floats_print_like_redis_incrbyfloat() {
-    for (value, text) in [
-        (10.6, "10.6"),
-        (3.0, "3"),
-        (-0.0, "0"),
-        (0.0000001, "0.0000001"),
-        (1e-20, "0"),
-        (9223372036854775808.0, "9223372036854775808"),
-        (5e20, "500000000000000000000"),
-        (-2.25, "-2.25"),
-    ] {
-        assert_eq!(format_f64(value), text, "{value:e}");
-    }
+fn incr_by_float_checks_the_stored_value_first() {
+    let (mut s, _) = shard();
+    let key = Bytes::from_static(b"f");
+    let incr = |by: &str| Command::IncrByFloat {
+        key: key.clone(),
+        delta: ld::Ld::parse(by.as_bytes()).unwrap(),
+    };
+    s.apply(set("f", Bytes::from_static(b"5000")));
+    assert!(matches!(
+        s.apply(incr("1.1")),
+        Reply::Value { value, .. } if value == "5001.10000000000000009"
+    ));
+    s.apply(set("f", Bytes::from_static(b"abc")));
+    assert_eq!(s.apply(incr("inf")), Reply::Error(ShardError::NotFloat));
+    s.apply(set("f", Bytes::from_static(b"1")));
+    assert_eq!(
+        s.apply(incr("inf")),
+        Reply::Error(ShardError::NanOrInfinity)
+    );
 }
 
 /// `EXPIRE ... XX LT`: only a key that has an expiry, and only to an earlier one.

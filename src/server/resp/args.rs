@@ -65,24 +65,6 @@ pub(crate) fn int(arg: &[u8]) -> Result<i64, Reject> {
     parse_i64(arg).ok_or_else(|| Reject::new(NOT_INTEGER))
 }
 
-/// A float argument, parsed like Redis's `string2ld`: no surrounding spaces, no
-/// NaN; infinities parse (INCRBYFLOAT then refuses the result).
-pub(crate) fn float(arg: &[u8]) -> Result<f64, Reject> {
-    let bad = || Reject::new(NOT_FLOAT);
-    let text = std::str::from_utf8(arg).map_err(|_| bad())?;
-    if text.is_empty()
-        || text.starts_with(|c: char| c.is_ascii_whitespace())
-        || text.ends_with(|c: char| c.is_ascii_whitespace())
-    {
-        return Err(bad());
-    }
-    let value: f64 = text.parse().map_err(|_| bad())?;
-    if value.is_nan() {
-        return Err(bad());
-    }
-    Ok(value)
-}
-
 /// A key argument: the shard index holds at most `KEY_SIZE_MAX` bytes per key, so a
 /// longer one is refused here (Redis has no such limit; documented).
 pub(crate) fn key(arg: &Bytes) -> Result<Bytes, Reject> {
@@ -125,16 +107,6 @@ mod tests {
             b"1.0",
         ] {
             assert_eq!(int(bad), Err(Reject::new(NOT_INTEGER)), "{bad:?}");
-        }
-    }
-
-    #[test]
-    fn floats_follow_string2ld() {
-        assert_eq!(float(b"1.5"), Ok(1.5));
-        assert_eq!(float(b"+1e3"), Ok(1000.0));
-        assert_eq!(float(b"inf"), Ok(f64::INFINITY));
-        for bad in [&b" 1"[..], b"1 ", b"nan", b"", b"1e", b"abc"] {
-            assert_eq!(float(bad), Err(Reject::new(NOT_FLOAT)), "{bad:?}");
         }
     }
 

@@ -22,7 +22,8 @@
 //! `multi.rs` (MULTI, EXEC, WATCH). `table.rs` is the command table (names, arity,
 //! flags) and the dispatcher, `plan.rs` turns shard replies into RESP replies,
 //! `args.rs` holds argument parsing and Redis's error texts, `glob.rs` Redis's
-//! `stringmatchlen`.
+//! `stringmatchlen`, `watch.rs` the idle timeout and shutdown of connections, and
+//! `tests.rs` runs the golden vectors through this layer in process.
 //!
 //! Most commands are *planned*: their shard commands join the batch and their reply
 //! is written once the batch has run. A few are *barriers* (EXEC, KEYS, QUIT,
@@ -39,6 +40,9 @@ mod server;
 mod strings;
 mod table;
 mod watch;
+
+#[cfg(test)]
+mod tests;
 
 use std::cell::Cell;
 use std::io::ErrorKind;
@@ -395,7 +399,15 @@ impl Conn {
             Barrier::Sleep(ms) => {
                 // Redis blocks the whole server; here only this connection waits.
                 self.write_out().await?;
-                glommio::timer::sleep(std::time::Duration::from_millis(ms)).await;
+                let watch = &self.watch;
+                futures_lite::future::or(
+                    glommio::timer::sleep(std::time::Duration::from_millis(ms)),
+                    async {
+                        // A stopping node does not wait for a sleeping connection.
+                        watch.closed().await;
+                    },
+                )
+                .await;
                 self.output.extend_from_slice(b"+OK\r\n");
             }
             Barrier::Keys(pattern) => {

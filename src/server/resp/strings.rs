@@ -6,10 +6,11 @@
 
 use bytes::Bytes;
 
-use super::args::{float, int, is, key, Handled, Reject, NOT_INTEGER};
+use super::args::{int, is, key, Handled, Reject, NOT_FLOAT, NOT_INTEGER};
 use super::plan::{Plan, Shape};
 use super::Ctx;
 use crate::constants::VALUE_SIZE_MAX;
+use crate::shard::ld::Ld;
 use crate::shard::{Command, Cond, Expiry};
 
 /// Plans one single-key command.
@@ -324,14 +325,11 @@ pub(crate) fn decrby(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Handled {
     incr_by(ctx, args, delta)
 }
 
-/// `INCRBYFLOAT key increment`.
+/// `INCRBYFLOAT key increment`: parsed like Redis's `string2ld`, added by the shard
+/// in 80-bit extended precision, as Redis does.
 pub(crate) fn incrbyfloat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Handled {
-    let delta = float(&args[2])?;
+    let delta = Ld::parse(&args[2]).ok_or_else(|| Reject::new(NOT_FLOAT))?;
     let key = key(&args[1])?;
-    if !delta.is_finite() {
-        // Redis parses "inf", then refuses the infinite result.
-        return Err(Reject::new("ERR increment would produce NaN or Infinity"));
-    }
     one(ctx, Command::IncrByFloat { key, delta }, Shape::Float)
 }
 
