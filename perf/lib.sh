@@ -9,10 +9,12 @@ REPO="$(cd "$PERF_DIR/.." && pwd)"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$REPO/target}"
 RINGKV="$CARGO_TARGET_DIR/release/ringkv"
 
-# Ports of our own choosing on loopback.
-RINGKV_PORT="${RINGKV_PORT:-17878}"
-REDIS_PORT="${REDIS_PORT:-16379}"
-MEMCACHED_PORT="${MEMCACHED_PORT:-11311}"
+# Ports of our own choosing on loopback, away from the usual defaults other
+# people's servers on a shared machine may hold (ringkv also takes the next ones
+# for its per-core ports).
+RINGKV_PORT="${RINGKV_PORT:-27878}"
+REDIS_PORT="${REDIS_PORT:-26379}"
+MEMCACHED_PORT="${MEMCACHED_PORT:-21311}"
 
 # How a run is measured (BENCHMARKING.md: warm up, then a fixed time; >= 3 rounds).
 ROUNDS="${ROUNDS:-3}"
@@ -101,8 +103,17 @@ wait_port() {
 # start_server KIND PLACEMENT: KIND is ringkv|redis|memcached; PLACEMENT is
 # "core" (server on CPU 0, one core) or "node" (every core, no pinning).
 start_server() {
-    local kind="$1" placement="$2" pin=() i
+    local kind="$1" placement="$2" pin=() i port
     [[ "$placement" == core ]] && pin=(taskset -c 0)
+    # A server already on our port would be measured instead of ours (and ringkv
+    # binds with SO_REUSEPORT, so it would even share the port): refuse.
+    case "$kind" in
+    ringkv) port="$RINGKV_PORT" ;; redis) port="$REDIS_PORT" ;; *) port="$MEMCACHED_PORT" ;;
+    esac
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+        log "port $port is already in use: pick another with RINGKV_PORT/REDIS_PORT/MEMCACHED_PORT"
+        return 1
+    fi
     case "$kind" in
     ringkv)
         local cores=1

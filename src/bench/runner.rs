@@ -46,6 +46,9 @@ const RECONNECT_PAUSE: Duration = Duration::from_millis(100);
 /// Longest a thread waits at the start gate for the others to connect.
 const START_GATE_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// Why a thread stopped when another could not start.
+const OTHER_THREAD_FAILED: &str = "another load thread failed to start";
+
 /// Everything the threads share (read-only but for the atomics).
 pub struct Shared {
     /// The run's settings.
@@ -148,19 +151,17 @@ impl Running {
     /// Waits for every thread and returns their results.
     pub fn join(self) -> Result<Vec<ThreadResult>, String> {
         let mut results = Vec::with_capacity(self.handles.len());
-        let mut first_error = None;
+        let mut errors = Vec::new();
         for handle in self.handles {
             match handle.join() {
                 Ok(Ok(r)) => results.push(r),
-                Ok(Err(e)) => {
-                    first_error.get_or_insert(e);
-                }
-                Err(e) => {
-                    first_error.get_or_insert(format!("a load thread failed: {e}"));
-                }
+                Ok(Err(e)) => errors.push(e),
+                Err(e) => errors.push(format!("a load thread failed: {e}")),
             }
         }
-        match first_error {
+        // Report the cause, not the threads that stopped because of it.
+        errors.sort_by_key(|e| e == OTHER_THREAD_FAILED);
+        match errors.into_iter().next() {
             Some(e) => Err(e),
             None => Ok(results),
         }
@@ -232,7 +233,7 @@ async fn thread_body(shared: &Arc<Shared>, index: usize) -> Result<ThreadResult,
         }
     }
     let Some(t0) = shared.gate.arrive() else {
-        return Err("another load thread failed to start".into());
+        return Err(OTHER_THREAD_FAILED.into());
     };
     let track = s
         .args
