@@ -119,8 +119,12 @@ start_server() {
         local cores=1
         [[ "$placement" == node ]] && cores="$(nproc)"
         SERVER_DIR="$(mktemp -d /tmp/ringkv-perf.XXXXXX)"
+        # Redis runs without persistence here, so ringkv runs as an in-memory cache too
+        # (RINGKV_SERVE_FLAGS= measures its durable default instead).
+        # shellcheck disable=SC2086
         "${pin[@]}" "$RINGKV" serve --bind 127.0.0.1 --port "$RINGKV_PORT" --cores "$cores" \
-            --data-dir "$SERVER_DIR/data" >"$SERVER_DIR/out" 2>"$SERVER_DIR/err" &
+            --data-dir "$SERVER_DIR/data" ${RINGKV_SERVE_FLAGS---eviction lru} \
+            >"$SERVER_DIR/out" 2>"$SERVER_DIR/err" &
         SERVER_PID=$!
         for ((i = 0; i < 400; i++)); do
             grep -q ready "$SERVER_DIR/out" 2>/dev/null && break

@@ -28,8 +28,11 @@ data=$(mktemp -d /tmp/ringkv-bench-XXXXXX)
 taskset -c 0 redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
     --dir "$data" >/dev/null 2>&1 &
 pids+=($!)
+# Redis runs without persistence, so ringkv runs as an in-memory cache too
+# (RINGKV_SERVE_FLAGS= measures its durable default instead).
+# shellcheck disable=SC2086
 taskset -c 0 "$BIN" serve --cores 1 --port 0 --resp-port "$RINGKV_PORT" \
-    --data-dir "$data/ringkv" >"$OUT/ringkv.log" 2>&1 &
+    --data-dir "$data/ringkv" ${RINGKV_SERVE_FLAGS---eviction lru} >"$OUT/ringkv.log" 2>&1 &
 pids+=($!)
 for port in "$REDIS_PORT" "$RINGKV_PORT"; do
     for _ in $(seq 100); do
