@@ -122,18 +122,11 @@ impl Index {
         expire_at_ms: u64,
         location: Option<Location>,
     ) {
-        let entry = self
-            .slots
-            .get_mut(slot as usize)
-            .and_then(Option::as_mut)
-            .expect("set_value on a free slot");
-        self.value_bytes = self.value_bytes - u64::from(entry.value_len) + value.len() as u64;
-        entry.value_len = value.len() as u32;
-        entry.value = Some(value);
+        self.set_cached(slot, value);
+        let entry = self.get_mut(slot).expect("set_value on a free slot");
         entry.version = version;
         entry.expire_at_ms = expire_at_ms;
         entry.location = location;
-        entry.referenced = true;
     }
 
     /// Caches a value loaded from the log, correcting the recorded length.
