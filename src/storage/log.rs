@@ -356,6 +356,12 @@ impl<F: Clone> State<F> {
         if let Some(old) = self.segments.get_mut(&self.head) {
             old.sealed = true;
         }
+        // The old head's buffer keeps its partial last block until the segment is
+        // sealed; once all of it is on disk nothing will flush it again, so drop it now
+        // (a buffered segment is never a compaction victim).
+        let old_head = self.head;
+        self.pending
+            .retain(|p| p.segment != old_head || p.written < p.bytes.len());
         self.segments
             .insert(id, Segment::new(file, nonce, segment_size));
         self.pending.push(Pending {

@@ -755,6 +755,38 @@ fn compaction_keeps_every_live_record_and_frees_disk() {
 }
 
 #[test]
+fn segments_sealed_after_their_last_flush_are_compacted() {
+    // Every write is flushed before the next one, as a node in sync mode does between
+    // requests: the segment that fills up was completely written while it was the head.
+    block_on(async {
+        let disk = SimDisk::new(29);
+        let (log, shard, _) = reopen(&disk, SyncMode::Sync).await;
+        let shard = RefCell::new(shard);
+        let mut i = 0u32;
+        while log.stats().segments < 4 {
+            shard
+                .borrow_mut()
+                .put(&log, format!("k{}", i % 5).as_bytes(), &value(i, 900), 0)
+                .expect("put");
+            log.sync().await.expect("sync");
+            i += 1;
+        }
+        let step = log
+            .compact_step(
+                |c| shard.borrow().liveness(c),
+                |r| shard.borrow_mut().relocate(&log, r),
+            )
+            .await
+            .expect("compact");
+        assert!(
+            step.is_some(),
+            "no victim among {} segments",
+            log.stats().segments
+        );
+    });
+}
+
+#[test]
 fn truncate_after_cuts_the_tail_and_keeps_relocated_records() {
     block_on(async {
         let disk = SimDisk::new(17);
