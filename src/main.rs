@@ -9,6 +9,8 @@ use ringkv::client::{Client, Error};
 use ringkv::config::Config;
 use ringkv::proto::Status;
 
+mod uring_flags;
+
 #[derive(Parser)]
 #[command(name = "ringkv", version, about = "A thread-per-core key-value node")]
 struct Cli {
@@ -341,6 +343,7 @@ fn client_command(target: &Target, command: Cmd) -> Result<Outcome, Error> {
 }
 
 fn main() -> ExitCode {
+    uring_flags::enable();
     let cli = Cli::parse();
     match cli.command {
         Cmd::Serve(args) => match serve(args) {
