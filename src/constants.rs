@@ -97,9 +97,9 @@ pub const RESP_MULTI_BYTES_MAX: u32 = 16 * 1024 * 1024;
 /// Most keys one connection may `WATCH` at once.
 pub const RESP_WATCH_KEYS_MAX: u32 = 1024;
 
-/// Milliseconds between two rounds of the per-core task that closes idle RESP
-/// connections and, once the node stops, all of them: the idle timeout's precision.
-pub const RESP_WATCH_TICK_MS: u64 = 100;
+/// Milliseconds between two rounds of the per-core task that closes idle connections
+/// (native and RESP) and, once the node stops, all of them: the idle timeout's precision.
+pub const IDLE_TICK_MS: u64 = 100;
 
 /// Longest `DEBUG SLEEP`, in milliseconds (it delays only the calling connection).
 pub const RESP_DEBUG_SLEEP_MS_MAX: u64 = 10_000;

@@ -1,10 +1,10 @@
-//! Idle timeout and shutdown for RESP connections, without a timer per read.
+//! Idle timeout and shutdown for connections (both fronts), without a timer per read.
 //!
 //! glommio arms a timer for every pending read when a stream has a read timeout
 //! (`set_read_timeout`): a clock read and a timer-wheel insert and removal per
 //! request. Measured with redis-benchmark at pipeline depth 1, that cost a RESP
-//! node two thirds of its throughput. Instead, one task per core ticks every
-//! `RESP_WATCH_TICK_MS`: it counts ticks, and closes the [`Watch`] of every
+//! node two thirds of its throughput; the native front paid the same. Instead, one task per core ticks every
+//! `IDLE_TICK_MS`: it counts ticks, and closes the [`Watch`] of every
 //! connection that has not received a byte for `idle-timeout-secs` worth of ticks,
 //! or of every connection once the node is stopping. A connection's read races its
 //! watch, which costs nothing until the watch is closed.
@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use glommio::sync::Semaphore;
 
-use crate::constants::RESP_WATCH_TICK_MS;
+use crate::constants::IDLE_TICK_MS;
 use crate::server::core::Core;
 
 /// Why a watch was closed.
@@ -73,11 +73,10 @@ fn reaper(core: &Rc<Core>) -> Rc<Reaper> {
             watches: RefCell::new(Vec::new()),
         });
         let (ticker, core) = (reaper.clone(), core.clone());
-        let idle_ticks =
-            (core.config.idle_timeout_secs.saturating_mul(1000) / RESP_WATCH_TICK_MS).max(1);
+        let idle_ticks = (core.config.idle_timeout_secs.saturating_mul(1000) / IDLE_TICK_MS).max(1);
         glommio::spawn_local(async move {
             loop {
-                glommio::timer::sleep(Duration::from_millis(RESP_WATCH_TICK_MS)).await;
+                glommio::timer::sleep(Duration::from_millis(IDLE_TICK_MS)).await;
                 let now = ticker.tick.get() + 1;
                 ticker.tick.set(now);
                 let stopping = core.stopping();

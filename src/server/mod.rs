@@ -14,6 +14,8 @@
 
 pub mod core;
 pub mod durable;
+mod idle;
+mod inbox;
 pub mod native;
 pub mod resp;
 pub mod stats;
@@ -495,7 +497,8 @@ async fn accept_loop(
         stats::bump(&counters.connections_total);
         stats::bump(&counters.connections_current);
         let _ = stream.set_nodelay(true);
-        let _ = stream.set_read_timeout(Some(idle));
+        // The idle timeout of reads is the connection's watch (idle.rs); a peer that
+        // stops reading its answers meets the write timeout.
         let _ = stream.set_write_timeout(Some(idle));
         let (conn_core, conn_open) = (core.clone(), open.clone());
         let spawned = gate.spawn(async move {

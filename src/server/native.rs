@@ -14,10 +14,12 @@ use std::ops::Range;
 use std::rc::Rc;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use futures_lite::AsyncWriteExt;
 use glommio::net::TcpStream;
 
 use super::core::{Core, Parts, SyncNeed};
+use super::idle;
+use super::inbox::Inbox;
 use super::stats::{self, CoreCounters};
 use crate::constants::{FRAME_BODY_SIZE_MAX, PIPELINE_DEPTH_MAX};
 use crate::hash::shard_of;
@@ -31,8 +33,8 @@ use crate::shard::{Command, Cond, ExpireCond, Expiry, Reply, ShardError, ShardSt
 /// Bits of a SCAN cursor that hold the slot; the shard number sits above them.
 const SCAN_SLOT_BITS: u32 = 40;
 
-/// Read granularity of the connection buffer.
-const READ_CHUNK: usize = 16 * 1024;
+/// Initial capacity of a connection's output buffer.
+const OUTPUT_CAPACITY: usize = 16 * 1024;
 
 /// Decoded requests of one read, in arrival order (a refusal keeps its place).
 type Batch = Vec<(frame::Header, Result<Request, Refusal>)>;
@@ -84,15 +86,19 @@ enum Plan {
 /// frame, or the node stops.
 pub async fn serve(core: Rc<Core>, mut stream: TcpStream) {
     let counters = core.counters();
-    let mut input = BytesMut::with_capacity(READ_CHUNK);
-    let mut output = BytesMut::with_capacity(READ_CHUNK);
+    let watch = idle::watch(&core);
+    let mut inbox = Inbox::new();
+    let mut output = BytesMut::with_capacity(OUTPUT_CAPACITY);
     loop {
-        let (batch, fatal) = parse_batch(&mut input);
+        let (batch, fatal) = parse_batch(&mut inbox.buf);
         if batch.is_empty() && fatal.is_none() {
             if core.stopping() {
                 break;
             }
-            match read_more(&core, &mut stream, &mut input).await {
+            match inbox
+                .read_more(&mut stream, &watch, rest_of_frame(&inbox.buf))
+                .await
+            {
                 Ok(true) => continue,
                 Ok(false) => break,
                 Err(e) => {
@@ -122,41 +128,14 @@ pub async fn serve(core: Rc<Core>, mut stream: TcpStream) {
     }
 }
 
-/// Reads whatever the socket has; `Ok(false)` on end of stream or shutdown.
-async fn read_more(
-    core: &Core,
-    stream: &mut TcpStream,
-    input: &mut BytesMut,
-) -> std::io::Result<bool> {
-    let len = input.len();
-    // Grow to hold the frame being received: its size is known once the header is in,
-    // and `check` has already refused a header above FRAME_BODY_SIZE_MAX.
-    let want = match input.first_chunk::<{ frame::HEADER_SIZE }>() {
+/// Bytes still missing from the frame at the front of `input`, once its header is in
+/// (`check` has already refused a header above `FRAME_BODY_SIZE_MAX`); 0 otherwise.
+fn rest_of_frame(input: &[u8]) -> usize {
+    match input.first_chunk::<{ frame::HEADER_SIZE }>() {
         Some(head) => (frame::HEADER_SIZE + frame::Header::decode(head).body_len as usize)
-            .saturating_sub(len)
-            .max(READ_CHUNK),
-        None => READ_CHUNK,
-    };
-    input.reserve(want);
-    input.resize(input.capacity(), 0);
-    let read = futures_lite::future::or(
-        async { Some(stream.read(&mut input[len..]).await) },
-        async {
-            core.stopped().await;
-            None
-        },
-    )
-    .await;
-    let n = match read {
-        Some(Ok(n)) => n,
-        Some(Err(e)) => {
-            input.truncate(len);
-            return Err(e);
-        }
+            .saturating_sub(input.len()),
         None => 0,
-    };
-    input.truncate(len + n);
-    Ok(n > 0)
+    }
 }
 
 /// Splits complete frames off the front of `input`, at most `PIPELINE_DEPTH_MAX`.

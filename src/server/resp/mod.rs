@@ -39,7 +39,6 @@ mod plan;
 mod server;
 mod strings;
 mod table;
-mod watch;
 
 #[cfg(test)]
 mod tests;
@@ -49,11 +48,13 @@ use std::io::ErrorKind;
 use std::rc::Rc;
 
 use bytes::{Bytes, BytesMut};
-use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use futures_lite::AsyncWriteExt;
 use glommio::net::TcpStream;
 
 use self::plan::{Barrier, Plan};
 use super::core::{Core, Parts, SyncNeed};
+use super::idle;
+use super::inbox::Inbox;
 use super::stats;
 use crate::constants::{
     PIPELINE_DEPTH_MAX, RESP_ARGS_MAX, RESP_BATCH_PARTS_MAX, RESP_BULK_LEN_MAX,
@@ -63,11 +64,8 @@ use crate::hash::shard_of;
 use crate::resp::{Limits, Protocol, ReplyWriter, RequestParser, RespError};
 use crate::shard::Command;
 
-/// Largest read from the socket at once.
-const READ_CHUNK: usize = 16 * 1024;
-
-/// Smallest read window (see `Conn::read_more`).
-const READ_WINDOW_MIN: usize = 4096;
+/// Initial capacity of a connection's output buffer.
+const OUTPUT_CAPACITY: usize = 16 * 1024;
 
 /// The Redis version whose command semantics and error texts ringkv follows; `INFO`
 /// and `HELLO` report it, and client libraries pick features by it.
@@ -158,11 +156,9 @@ impl Ctx<'_> {
 /// One connection.
 struct Conn {
     core: Rc<Core>,
-    watch: Rc<watch::Watch>,
+    watch: Rc<idle::Watch>,
     stream: TcpStream,
-    input: BytesMut,
-    /// Bytes offered to the next read: follows what reads bring (see `read_more`).
-    read_window: usize,
+    inbox: Inbox,
     output: BytesMut,
     parser: RequestParser,
     session: Session,
@@ -171,9 +167,6 @@ struct Conn {
 /// Serves one RESP connection until the peer closes or quits, it times out, it sends
 /// malformed input, or the node stops.
 pub async fn serve(core: Rc<Core>, stream: TcpStream) {
-    // The idle timeout is the watch's job (see watch.rs): a glommio read timeout
-    // would arm a timer for every request.
-    let _ = stream.set_read_timeout(None);
     let seq = CLIENTS_ACCEPTED.with(|n| {
         n.set(n.get() + 1);
         n.get()
@@ -181,12 +174,11 @@ pub async fn serve(core: Rc<Core>, stream: TcpStream) {
     // Unique across cores without sharing a counter: core k hands out k+1, k+1+n, ...
     let id = (seq - 1) * core.count as u64 + core.id as u64 + 1;
     let mut conn = Conn {
-        watch: watch::watch(&core),
+        watch: idle::watch(&core),
         core,
         stream,
-        input: BytesMut::with_capacity(READ_CHUNK),
-        read_window: READ_WINDOW_MIN,
-        output: BytesMut::with_capacity(READ_CHUNK),
+        inbox: Inbox::new(),
+        output: BytesMut::with_capacity(OUTPUT_CAPACITY),
         parser: RequestParser::new(limits()),
         session: Session::new(id),
     };
@@ -213,11 +205,14 @@ impl Conn {
                 if self.core.stopping() {
                     break;
                 }
-                if self.input.len() >= RESP_QUERY_BUFFER_MAX as usize {
+                if self.inbox.buf.len() >= RESP_QUERY_BUFFER_MAX as usize {
                     self.end(End::QueryBufferFull).await;
                     break;
                 }
-                match self.read_more().await {
+                match (self.inbox)
+                    .read_more(&mut self.stream, &self.watch, 0)
+                    .await
+                {
                     Ok(true) => continue,
                     Ok(false) => break,
                     Err(e) => {
@@ -266,52 +261,13 @@ impl Conn {
         let _ = self.write_out().await;
     }
 
-    /// Reads whatever the socket has; `Ok(false)` on end of stream or shutdown.
-    async fn read_more(&mut self) -> std::io::Result<bool> {
-        let len = self.input.len();
-        // Grow geometrically while one big command is arriving, so receiving a value
-        // of n bytes costs O(n) copies, not O(n^2 / READ_CHUNK).
-        let window = self.read_window;
-        self.input.reserve(window.max(len));
-        // The socket needs an initialised slice, so the window is zeroed before each
-        // read. It follows the size of recent reads (doubling when a read fills it),
-        // so a 40-byte request does not pay for zeroing 16 KiB.
-        self.input.resize(len + window, 0);
-        let (watch, stream, input) = (&self.watch, &mut self.stream, &mut self.input);
-        let read =
-            futures_lite::future::or(async { Ok(stream.read(&mut input[len..]).await) }, async {
-                Err(watch.closed().await)
-            })
-            .await;
-        let n = match read {
-            Ok(Ok(n)) => n,
-            Ok(Err(e)) => {
-                self.input.truncate(len);
-                return Err(e);
-            }
-            Err(watch::Closed::Idle) => {
-                self.input.truncate(len);
-                return Err(std::io::Error::new(ErrorKind::TimedOut, "idle timeout"));
-            }
-            Err(watch::Closed::Stopping) => 0,
-        };
-        self.watch.touch();
-        self.read_window = if n == window {
-            (window * 2).min(READ_CHUNK)
-        } else {
-            (n * 2).clamp(READ_WINDOW_MIN, READ_CHUNK)
-        };
-        self.input.truncate(len + n);
-        Ok(n > 0)
-    }
-
     /// Splits complete commands off the front of the input, at most
     /// `PIPELINE_DEPTH_MAX`; stops at the first malformed one, which ends the
     /// connection after the commands before it are answered (as Redis does).
     fn parse_batch(&mut self) -> (Vec<Vec<Bytes>>, Option<RespError>) {
         let mut batch = Vec::new();
         while batch.len() < PIPELINE_DEPTH_MAX as usize {
-            match self.parser.parse(&mut self.input) {
+            match self.parser.parse(&mut self.inbox.buf) {
                 Ok(Some(args)) => batch.push(args),
                 Ok(None) => break,
                 Err(e) => return (batch, Some(e)),
