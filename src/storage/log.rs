@@ -10,7 +10,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
@@ -21,10 +21,10 @@ use super::format::{
     SegmentHeader,
 };
 use super::limits::{
-    align_down, align_up, BLOCK_SIZE, FLUSH_RETRY_INTERVAL_MS, FLUSH_WRITE_SIZE_MAX, KEY_SIZE_MAX,
-    LAZY_FLUSH_BYTES, LAZY_FLUSH_INTERVAL_MS, RECORD_ALIGN, RECORD_HEADER_SIZE, SEGMENT_DATA_START,
-    SEGMENT_SIZE_DEFAULT, SEGMENT_SIZE_MAX, SEGMENT_SIZE_MIN, VALUE_SIZE_MAX,
-    WRITE_BUFFER_SIZE_MAX,
+    align_down, align_up, BLOCK_SIZE, FLUSH_RETRY_INTERVAL_MS, FLUSH_WRITE_SIZE_MAX,
+    GATHER_WAIT_MAX_US, KEY_SIZE_MAX, LAZY_FLUSH_BYTES, LAZY_FLUSH_INTERVAL_MS, RECORD_ALIGN,
+    RECORD_HEADER_SIZE, SEGMENT_DATA_START, SEGMENT_SIZE_DEFAULT, SEGMENT_SIZE_MAX,
+    SEGMENT_SIZE_MIN, VALUE_SIZE_MAX, WRITE_BUFFER_SIZE_MAX,
 };
 
 /// When appended records reach the disk and when `wait_durable` returns.
@@ -260,6 +260,11 @@ pub(super) struct State<F> {
     /// Highest seq the hint file on disk covers (0: none).
     pub(super) hint_seq: u64,
     pub(super) compaction: Option<(u32, u32)>,
+    /// Group commit: records the next sync-mode flush waits for (see `gather`): those
+    /// of the last flush plus those that were pending when it ended.
+    pub(super) gather_target: u64,
+    /// Duration of the last flush with fdatasync, microseconds.
+    pub(super) last_sync_us: u64,
     pub(super) stats: LogStats,
 }
 
@@ -291,6 +296,8 @@ impl<F: Clone> State<F> {
             rng: seed,
             hint_seq: 0,
             compaction: None,
+            gather_target: 0,
+            last_sync_us: 0,
             stats: LogStats::default(),
         }
     }
@@ -654,7 +661,10 @@ impl<D: Disk> Log<D> {
         let mode = self.inner.options.sync_mode;
         loop {
             match mode {
-                SyncMode::Sync => self.work_ready(1).await,
+                SyncMode::Sync => {
+                    self.work_ready(1).await;
+                    self.gather().await;
+                }
                 SyncMode::Periodic { interval_ms } => {
                     glommio::timer::sleep(Duration::from_millis(interval_ms)).await
                 }
@@ -672,6 +682,39 @@ impl<D: Disk> Log<D> {
                 glommio::timer::sleep(Duration::from_millis(FLUSH_RETRY_INTERVAL_MS)).await;
             }
         }
+    }
+
+    /// Group commit in sync mode. Writers acknowledged by one flush send their next
+    /// write while the following flush runs without them, so with a fixed set of writers
+    /// the flushes alternate between two halves of it. Before flushing, wait until as
+    /// many records are pending as the last flush took plus what was pending when it
+    /// ended (the writers seen lately), but never longer than half the last flush's
+    /// duration (at most `GATHER_WAIT_MAX_US`): a lone writer, or one that went
+    /// quiet, costs at most that.
+    async fn gather(&self) {
+        let (target, wait_us) = {
+            let st = self.inner.state.borrow();
+            (
+                st.gather_target,
+                (st.last_sync_us / 2).min(GATHER_WAIT_MAX_US),
+            )
+        };
+        if target <= 1 || wait_us == 0 {
+            return;
+        }
+        let enough = until(&self.inner.state, |st, waker| {
+            let pending = st.last_seq() - st.written_seq.max(st.durable_seq);
+            if st.closed || st.write_wanted || pending >= target {
+                return Some(());
+            }
+            st.flusher_waker = Some(waker.clone());
+            None
+        });
+        futures_lite::future::or(
+            enough,
+            glommio::timer::sleep(Duration::from_micros(wait_us)),
+        )
+        .await;
     }
 
     /// Resolves when at least `bytes` wait to be written, or the log is closed.
@@ -800,10 +843,16 @@ impl<D: Disk> Log<D> {
             (jobs, st.last_seq())
         };
         state.borrow_mut().write_wanted = false;
+        let started = Instant::now();
         let result = self.write_jobs(&mut jobs, fsync).await;
         let mut st = state.borrow_mut();
         match result {
             Ok(synced) => {
+                if fsync {
+                    st.last_sync_us = started.elapsed().as_micros() as u64;
+                    let before = st.written_seq.max(st.durable_seq);
+                    st.gather_target = upto.saturating_sub(before) + (st.last_seq() - upto);
+                }
                 for job in &jobs {
                     st.dirty.insert(job.segment);
                     st.stats.bytes_written += job.data.len() as u64;
