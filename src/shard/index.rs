@@ -463,6 +463,27 @@ impl Index {
         self.value_bytes = self.value_bytes - u64::from(old_len) + u64::from(len);
     }
 
+    /// Sets what a live slot knows of its record, leaving any cached value alone.
+    pub fn set_record(
+        &mut self,
+        slot: u32,
+        version: u64,
+        expire_at_ms: u64,
+        location: Option<Location>,
+    ) {
+        self.set_expiry(slot, expire_at_ms);
+        let s = self.live_mut(slot, "set_record");
+        s.version = version;
+        s.set_location(location);
+    }
+
+    /// Corrects the recorded value length of a live slot.
+    pub fn set_value_len(&mut self, slot: u32, len: u32) {
+        let s = self.live_mut(slot, "set_value_len");
+        let old = std::mem::replace(&mut s.value_len, len);
+        self.value_bytes = self.value_bytes - u64::from(old) + u64::from(len);
+    }
+
     /// Drops the cached value of a live slot (the record stays readable in the log).
     pub fn take_cached(&mut self, slot: u32) -> Option<Bytes> {
         let s = self.live_mut(slot, "take_cached");

@@ -11,6 +11,7 @@ pub mod clock;
 pub mod command;
 pub mod index;
 pub mod ld;
+pub mod recovery;
 
 use bytes::{Bytes, BytesMut};
 
@@ -18,6 +19,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use command::{Command, Cond, ExpireCond, Expiry, Reply, ShardError, ShardStats};
 use index::{Entry, Index, NewEntry, Removed};
 use ld::Ld;
+pub use recovery::Recovery;
 
 use crate::constants::{SCAN_COUNT_DEFAULT, SCAN_COUNT_MAX, VALUE_SIZE_MAX};
 pub use crate::storage::Location;
@@ -337,35 +339,6 @@ impl<L: Log, C: Clock> Shard<L, C> {
         self.cached_bytes += value.len() as u64;
         self.index.set_cached(slot, value);
         self.enforce_budget(Some(slot));
-    }
-
-    /// Makes room for `additional` more keys before a bulk load.
-    pub fn reserve(&mut self, additional: usize) {
-        self.index.reserve(additional);
-    }
-
-    /// Adds a key found by recovery. Keys must be unique; `value` is cached if given.
-    pub fn recover_entry(
-        &mut self,
-        key: &[u8],
-        version: u64,
-        location: Location,
-        expire_at_ms: u64,
-        value_len: u32,
-        value: Option<Bytes>,
-    ) {
-        self.count_ttl(false, expire_at_ms != 0);
-        let slot = self.index.insert(NewEntry {
-            key,
-            value,
-            version,
-            expire_at_ms,
-            location: Some(location),
-            value_len,
-            referenced: false,
-        });
-        self.cached_bytes += self.charge_entry(slot);
-        self.enforce_budget(None);
     }
 
     /// Sets the sequence number recovery ended at.
