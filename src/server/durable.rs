@@ -2,11 +2,8 @@
 //! the background work each core does for its log (flushing, compaction, counters),
 //! and the hint written at a clean shutdown.
 
-use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::Duration;
-
-use bytes::Bytes;
 
 use super::core::Core;
 use super::stats;
@@ -14,7 +11,7 @@ use crate::config::{Config, Durability, EvictionMode};
 use crate::shard::{
     self, Appended, CachePolicy, Eviction, LogError, MemoryLog, Mutation, Shard, SystemClock,
 };
-use crate::storage::{self, DmaDisk, KeyState, LogOptions, Op, RecordKind, StorageError, SyncMode};
+use crate::storage::{self, DmaDisk, LogOptions, Op, RecordKind, StorageError, SyncMode};
 
 /// Milliseconds between two compaction steps (and counter refreshes) on each core.
 const MAINTENANCE_INTERVAL_MS: u64 = 100;
@@ -135,45 +132,15 @@ pub async fn open_shard(config: &Config, id: usize, cores: usize) -> Result<Node
     let disk = DmaDisk::open(&dir)
         .await
         .map_err(|e| format!("shard {id}: cannot open {}: {e}", dir.display()))?;
-    // Recovery hands records in any order; fold them per key, then build the index.
-    let mut keys: HashMap<Box<[u8]>, (KeyState, Option<Bytes>), ahash::RandomState> =
-        HashMap::default();
-    let mut cached = 0u64;
+    // Recovery hands records in any order; they are folded per key into the index.
+    let mut recovery = shard::Recovery::new(budget);
     let (log, report) = storage::Log::open(disk, id as u32, log_options(config), |rec, garbage| {
-        let (state, value) = keys.entry(rec.key.into()).or_default();
-        if state.apply(rec, garbage) {
-            // Keep recovered values while they fit the cache budget; the rest are read
-            // back from disk on first access.
-            *value = rec
-                .value
-                .filter(|v| cached + v.len() as u64 <= budget)
-                .map(Bytes::copy_from_slice);
-            cached += value.as_ref().map_or(0, |v| v.len() as u64);
-        }
+        recovery.apply(rec, garbage);
     })
     .await
     .map_err(|e| format!("shard {id}: recovery of {} failed: {e}", dir.display()))?;
-    let mut shard = Shard::with_cache(NodeLog::Durable(log.clone()), SystemClock, policy);
-    shard.reserve(keys.len());
-    let now = shard::Clock::now_ms(&SystemClock);
-    let mut expired = 0u64;
-    for (key, (state, value)) in keys {
-        let Some((version, location, expiry)) = state.live() else {
-            continue;
-        };
-        if expiry != 0 && expiry <= now {
-            log.mark_garbage(location);
-            expired += 1;
-            continue;
-        }
-        // Without the value in hand, its length is known to within the record's
-        // padding (at most 7 bytes); loading the value sets it exactly.
-        let padded = location
-            .length
-            .saturating_sub(storage::limits::RECORD_HEADER_SIZE + key.len() as u32);
-        let value_len = value.as_ref().map_or(padded, |v| v.len() as u32);
-        shard.recover_entry(&key, version, location, expiry, value_len, value);
-    }
+    let (mut shard, expired) =
+        Shard::recovered(NodeLog::Durable(log), SystemClock, policy, recovery);
     shard.recovered_to(report.last_seq);
     eprintln!(
         "ringkv: shard {id} recovered {} keys from {} segments ({} records, {} from the hint{}), \

@@ -1,50 +1,344 @@
-//! The shard's key index: a slab of entries plus a hash table of slab positions.
+//! The shard's key index: a slab of fixed-size entries plus a hash table of slab
+//! positions.
 //!
-//! Entries live in a `Vec` of slots that never move; the hash table holds only `u32`
-//! slot numbers and hashes the key stored in the slot. Two things follow:
+//! ```text
+//!  table: HashTable<u32>          slab: chunks of 65 536 slots, 48 B each
+//!  ┌────┬────┬────┐               ┌──────────────────────────────────────────────┐
+//!  │ 7  │ -  │ 2  │ ──slot──────▶ │ version │ location │ value_len │ cache │ key… │
+//!  └────┴────┴────┘               └──────────────────────────────────────────────┘
+//!                                   cache ──▶ value slab (Option<Bytes>), or NONE
+//!                                   key   ──▶ inline (<= 17 B) or the long-key slab
+//!  expiry: slot -> Unix ms, only for the keys that have one
+//! ```
+//!
+//! Entries live in slots that never move; the hash table holds only `u32` slot numbers
+//! and hashes the key stored in the slot. Three things follow:
 //! - a slot number is a stable cursor: `SCAN` walks slots in order, and a key present
 //!   for the whole scan is returned exactly once, whatever is inserted or removed
 //!   meanwhile (freed slots are reused, so new keys may or may not be seen);
-//! - the table costs 4 bytes plus one control byte per bucket.
+//! - the table costs 4 bytes plus one control byte per bucket;
+//! - a lookup of a short key touches its table bucket and one slot, and nothing else:
+//!   the key is compared in place.
+//!
+//! What an entry does not need most of the time lives outside it: a cached value in
+//! the value slab (an entry of a key whose value was evicted holds only a `NONE`
+//! handle), a long key in the long-key slab, an expiry in a side map (most keys have
+//! none; a flag bit says whether to look). The slabs grow by whole chunks, never by
+//! doubling, so a large index carries at most one partly used chunk of slack.
+//!
+//! With values not cached, a 16-byte key costs its 48-byte slot plus 5-10 bytes of
+//! table (`perf/storage.md`, `memory-per-key`).
+
+use std::collections::HashMap;
 
 use bytes::Bytes;
 use hashbrown::HashTable;
 
+use crate::constants::KEY_SIZE_MAX;
 use crate::storage::Location;
 
-/// One live key.
-#[derive(Clone, Debug)]
-pub struct Entry {
+/// Keys up to this many bytes are stored inside their slot.
+pub const KEY_INLINE_MAX: usize = 17;
+
+/// Bytes of one slot; `ENTRY_OVERHEAD_BYTES` in the shard builds on it.
+pub const SLOT_SIZE: usize = std::mem::size_of::<Slot>();
+
+const _: () = assert!(SLOT_SIZE == 48, "a slot is meant to fill 48 bytes exactly");
+const _: () = assert!(
+    KEY_SIZE_MAX as usize <= u16::MAX as usize,
+    "key length is a u16"
+);
+const _: () = assert!(KEY_INLINE_MAX >= 4, "a long key's handle is stored inline");
+
+/// Slots (and cached values) per chunk: 3 MiB of slots.
+const CHUNK_SHIFT: u32 = 16;
+const CHUNK_LEN: usize = 1 << CHUNK_SHIFT;
+const CHUNK_MASK: u32 = (1 << CHUNK_SHIFT) - 1;
+
+/// Handle of "no cached value".
+const NONE: u32 = u32::MAX;
+
+const LIVE: u8 = 1;
+const REFERENCED: u8 = 1 << 1;
+const HAS_EXPIRY: u8 = 1 << 2;
+const HAS_LOCATION: u8 = 1 << 3;
+
+/// One slot of the slab; `flags == 0` marks a free slot.
+#[derive(Clone, Copy, Default)]
+struct Slot {
+    version: u64,
+    segment: u32,
+    offset: u32,
+    length: u32,
+    value_len: u32,
+    /// Handle into the value slab, or `NONE`.
+    cache: u32,
+    key_len: u16,
+    flags: u8,
+    /// The key when it fits, else the long-key handle in its first 4 bytes.
+    key: [u8; KEY_INLINE_MAX],
+}
+
+impl Slot {
+    fn has(&self, flag: u8) -> bool {
+        self.flags & flag != 0
+    }
+
+    fn set(&mut self, flag: u8, on: bool) {
+        if on {
+            self.flags |= flag;
+        } else {
+            self.flags &= !flag;
+        }
+    }
+
+    fn is_inline(&self) -> bool {
+        usize::from(self.key_len) <= KEY_INLINE_MAX
+    }
+
+    fn long_handle(&self) -> u32 {
+        let [a, b, c, d, ..] = self.key;
+        u32::from_le_bytes([a, b, c, d])
+    }
+
+    fn location(&self) -> Option<Location> {
+        self.has(HAS_LOCATION).then_some(Location {
+            segment: self.segment,
+            offset: self.offset,
+            length: self.length,
+        })
+    }
+
+    fn set_location(&mut self, location: Option<Location>) {
+        (self.segment, self.offset, self.length) =
+            location.map_or((0, 0, 0), |l| (l.segment, l.offset, l.length));
+        self.set(HAS_LOCATION, location.is_some());
+    }
+}
+
+/// A vector that grows by whole chunks of `CHUNK_LEN` and never moves an element.
+struct Chunked<T> {
+    chunks: Vec<Vec<T>>,
+    len: u32,
+}
+
+impl<T> Default for Chunked<T> {
+    fn default() -> Self {
+        Chunked {
+            chunks: Vec::new(),
+            len: 0,
+        }
+    }
+}
+
+impl<T> Chunked<T> {
+    fn get(&self, i: u32) -> Option<&T> {
+        self.chunks
+            .get((i >> CHUNK_SHIFT) as usize)?
+            .get((i & CHUNK_MASK) as usize)
+    }
+
+    fn get_mut(&mut self, i: u32) -> Option<&mut T> {
+        self.chunks
+            .get_mut((i >> CHUNK_SHIFT) as usize)?
+            .get_mut((i & CHUNK_MASK) as usize)
+    }
+
+    fn push(&mut self, item: T) -> u32 {
+        let at = self.len;
+        let chunk = (at >> CHUNK_SHIFT) as usize;
+        if chunk == self.chunks.len() {
+            self.chunks.push(Vec::with_capacity(CHUNK_LEN));
+        }
+        self.chunks[chunk].push(item);
+        self.len += 1;
+        at
+    }
+
+    /// Allocates the chunks `additional` more elements need.
+    fn reserve(&mut self, additional: usize) {
+        let needed = (self.len as usize + additional).div_ceil(CHUNK_LEN);
+        while self.chunks.len() < needed {
+            self.chunks.push(Vec::with_capacity(CHUNK_LEN));
+        }
+    }
+}
+
+/// Elements that are handed out by number and come back to a free list.
+struct Pool<T> {
+    items: Chunked<Option<T>>,
+    free: Vec<u32>,
+}
+
+impl<T> Default for Pool<T> {
+    fn default() -> Self {
+        Pool {
+            items: Chunked::default(),
+            free: Vec::new(),
+        }
+    }
+}
+
+impl<T> Pool<T> {
+    fn add(&mut self, item: T) -> u32 {
+        match self.free.pop() {
+            Some(at) => {
+                *self.items.get_mut(at).expect("free handles are in range") = Some(item);
+                at
+            }
+            None => self.items.push(Some(item)),
+        }
+    }
+
+    fn get(&self, at: u32) -> Option<&T> {
+        self.items.get(at)?.as_ref()
+    }
+
+    fn take(&mut self, at: u32) -> Option<T> {
+        let item = self.items.get_mut(at)?.take()?;
+        self.free.push(at);
+        Some(item)
+    }
+}
+
+/// The slots and what they point at; the hash table's hasher reads keys from here.
+#[derive(Default)]
+struct Slab {
+    slots: Chunked<Slot>,
+    long_keys: Pool<Box<[u8]>>,
+}
+
+impl Slab {
+    fn live(&self, slot: u32) -> Option<&Slot> {
+        self.slots.get(slot).filter(|s| s.has(LIVE))
+    }
+
+    fn live_mut(&mut self, slot: u32) -> Option<&mut Slot> {
+        self.slots.get_mut(slot).filter(|s| s.has(LIVE))
+    }
+
+    fn key_of<'a>(&'a self, s: &'a Slot) -> &'a [u8] {
+        if s.is_inline() {
+            &s.key[..usize::from(s.key_len)]
+        } else {
+            self.long_keys.get(s.long_handle()).map_or(&[], |k| &k[..])
+        }
+    }
+
+    fn key(&self, slot: u32) -> &[u8] {
+        self.live(slot).map_or(&[], |s| self.key_of(s))
+    }
+
+    fn key_eq(&self, slot: u32, key: &[u8]) -> bool {
+        match self.slots.get(slot) {
+            Some(s) if usize::from(s.key_len) == key.len() => self.key_of(s) == key,
+            _ => false,
+        }
+    }
+}
+
+/// A read-only view of one live key.
+#[derive(Clone, Copy)]
+pub struct Entry<'a> {
+    slot: &'a Slot,
+    at: u32,
+    index: &'a Index,
+}
+
+impl<'a> Entry<'a> {
     /// The key.
-    pub key: Box<[u8]>,
+    pub fn key(&self) -> &'a [u8] {
+        self.index.slab.key_of(self.slot)
+    }
+
     /// The value, when it is cached in memory. `None` means: read it at `location`.
-    pub value: Option<Bytes>,
+    pub fn value(&self) -> Option<&'a Bytes> {
+        self.index.values.get(self.slot.cache)
+    }
+
+    /// Bytes of the cached value (0 when none is cached).
+    pub fn cached_len(&self) -> u64 {
+        self.value().map_or(0, |v| v.len() as u64)
+    }
+
     /// Version of the value: the log position of the write that stored it.
+    pub fn version(&self) -> u64 {
+        self.slot.version
+    }
+
+    /// Expiry in Unix milliseconds; 0 = never.
+    pub fn expire_at_ms(&self) -> u64 {
+        if !self.slot.has(HAS_EXPIRY) {
+            return 0;
+        }
+        self.index.expiry.get(&self.at).copied().unwrap_or(0)
+    }
+
+    /// True when the entry has expired at `now_ms`.
+    pub fn is_expired(&self, now_ms: u64) -> bool {
+        self.slot.has(HAS_EXPIRY) && self.expire_at_ms() <= now_ms
+    }
+
+    /// Where the record holding the value lives in the shard's log (`None` without a
+    /// durable log).
+    pub fn location(&self) -> Option<Location> {
+        self.slot.location()
+    }
+
+    /// Length of the value, cached or not.
+    pub fn value_len(&self) -> u32 {
+        self.slot.value_len
+    }
+
+    /// Set on every access; the cache's CLOCK hand clears it and evicts entries whose
+    /// bit is already clear (an approximation of least-recently-used).
+    pub fn referenced(&self) -> bool {
+        self.slot.has(REFERENCED)
+    }
+}
+
+/// A key to insert.
+#[derive(Clone, Debug)]
+pub struct NewEntry<'a> {
+    /// The key: 1 to `KEY_SIZE_MAX` bytes.
+    pub key: &'a [u8],
+    /// The value, if it is to be cached.
+    pub value: Option<Bytes>,
+    /// Version of the value.
     pub version: u64,
     /// Expiry in Unix milliseconds; 0 = never.
     pub expire_at_ms: u64,
-    /// Where the record holding the value lives in the shard's log (`None` without a
-    /// durable log).
+    /// Where the value's record lives, if it has one.
     pub location: Option<Location>,
     /// Length of the value, cached or not.
     pub value_len: u32,
-    /// Set on every access; the cache's CLOCK hand clears it and evicts entries whose
-    /// bit is already clear (an approximation of least-recently-used).
+    /// The CLOCK bit to start with.
     pub referenced: bool,
 }
 
-impl Entry {
-    /// True when the entry has expired at `now_ms`.
-    pub fn is_expired(&self, now_ms: u64) -> bool {
-        self.expire_at_ms != 0 && self.expire_at_ms <= now_ms
-    }
+/// What a removed key left behind.
+#[derive(Clone, Debug)]
+pub struct Removed {
+    /// Length of its key.
+    pub key_len: usize,
+    /// Its cached value, if one was cached.
+    pub value: Option<Bytes>,
+    /// Its version.
+    pub version: u64,
+    /// Its expiry (0 = never).
+    pub expire_at_ms: u64,
+    /// Its record, if it had one.
+    pub location: Option<Location>,
 }
 
 /// Hash table of keys to slots.
 pub struct Index {
     table: HashTable<u32>,
-    slots: Vec<Option<Entry>>,
+    slab: Slab,
     free: Vec<u32>,
+    values: Pool<Bytes>,
+    /// Expiry of the slots whose `HAS_EXPIRY` flag is set.
+    expiry: HashMap<u32, u64, ahash::RandomState>,
     hasher: ahash::RandomState,
     key_bytes: u64,
     value_bytes: u64,
@@ -54,8 +348,10 @@ impl Default for Index {
     fn default() -> Self {
         Index {
             table: HashTable::new(),
-            slots: Vec::new(),
+            slab: Slab::default(),
             free: Vec::new(),
+            values: Pool::default(),
+            expiry: HashMap::default(),
             hasher: ahash::RandomState::new(),
             key_bytes: 0,
             value_bytes: 0,
@@ -86,31 +382,51 @@ impl Index {
 
     /// Number of slots (live or free): the end of the cursor space.
     pub fn slot_count(&self) -> u32 {
-        self.slots.len() as u32
+        self.slab.slots.len
     }
 
     /// The slot holding `key`.
     pub fn find(&self, key: &[u8]) -> Option<u32> {
         let hash = self.hasher.hash_one(key);
-        let slots = &self.slots;
+        let slab = &self.slab;
         self.table
-            .find(hash, |&slot| {
-                slots
-                    .get(slot as usize)
-                    .and_then(Option::as_ref)
-                    .is_some_and(|e| &*e.key == key)
-            })
+            .find(hash, |&slot| slab.key_eq(slot, key))
             .copied()
     }
 
     /// The entry in `slot`, if the slot is live.
-    pub fn get(&self, slot: u32) -> Option<&Entry> {
-        self.slots.get(slot as usize).and_then(Option::as_ref)
+    pub fn get(&self, at: u32) -> Option<Entry<'_>> {
+        let slot = self.slab.live(at)?;
+        Some(Entry {
+            slot,
+            at,
+            index: self,
+        })
     }
 
-    /// The entry in a live slot, for changes that keep the value's length.
-    pub fn get_mut(&mut self, slot: u32) -> Option<&mut Entry> {
-        self.slots.get_mut(slot as usize).and_then(Option::as_mut)
+    fn live_mut(&mut self, slot: u32, what: &str) -> &mut Slot {
+        match self.slab.live_mut(slot) {
+            Some(s) => s,
+            None => panic!("{what} on a free slot {slot}"),
+        }
+    }
+
+    /// The cached value of a live slot, marking the slot as recently used.
+    pub fn read_value(&mut self, slot: u32) -> Option<Bytes> {
+        let s = self.live_mut(slot, "read_value");
+        s.set(REFERENCED, true);
+        let cache = s.cache;
+        self.values.get(cache).cloned()
+    }
+
+    /// Sets or clears the CLOCK bit of a live slot.
+    pub fn set_referenced(&mut self, slot: u32, on: bool) {
+        self.live_mut(slot, "set_referenced").set(REFERENCED, on);
+    }
+
+    /// Points a live slot at another copy of its record.
+    pub fn set_location(&mut self, slot: u32, location: Option<Location>) {
+        self.live_mut(slot, "set_location").set_location(location);
     }
 
     /// Replaces the value of a live slot, keeping the byte accounting right.
@@ -123,101 +439,162 @@ impl Index {
         location: Option<Location>,
     ) {
         self.set_cached(slot, value);
-        let entry = self.get_mut(slot).expect("set_value on a free slot");
-        entry.version = version;
-        entry.expire_at_ms = expire_at_ms;
-        entry.location = location;
+        self.set_expiry(slot, expire_at_ms);
+        let s = self.live_mut(slot, "set_value");
+        s.version = version;
+        s.set_location(location);
     }
 
     /// Caches a value loaded from the log, correcting the recorded length.
     pub fn set_cached(&mut self, slot: u32, value: Bytes) {
-        let entry = self
-            .slots
-            .get_mut(slot as usize)
-            .and_then(Option::as_mut)
-            .expect("set_cached on a free slot");
-        self.value_bytes = self.value_bytes - u64::from(entry.value_len) + value.len() as u64;
-        entry.value_len = value.len() as u32;
-        entry.value = Some(value);
-        entry.referenced = true;
+        let len = value.len() as u32;
+        let s = self.live_mut(slot, "set_cached");
+        let old_len = s.value_len;
+        s.value_len = len;
+        s.set(REFERENCED, true);
+        let cache = s.cache;
+        match self.values.items.get_mut(cache) {
+            Some(cached @ Some(_)) => *cached = Some(value),
+            _ => {
+                let handle = self.values.add(value);
+                self.live_mut(slot, "set_cached").cache = handle;
+            }
+        }
+        self.value_bytes = self.value_bytes - u64::from(old_len) + u64::from(len);
+    }
+
+    /// Sets what a live slot knows of its record, leaving any cached value alone.
+    pub fn set_record(
+        &mut self,
+        slot: u32,
+        version: u64,
+        expire_at_ms: u64,
+        location: Option<Location>,
+    ) {
+        self.set_expiry(slot, expire_at_ms);
+        let s = self.live_mut(slot, "set_record");
+        s.version = version;
+        s.set_location(location);
+    }
+
+    /// Corrects the recorded value length of a live slot.
+    pub fn set_value_len(&mut self, slot: u32, len: u32) {
+        let s = self.live_mut(slot, "set_value_len");
+        let old = std::mem::replace(&mut s.value_len, len);
+        self.value_bytes = self.value_bytes - u64::from(old) + u64::from(len);
+    }
+
+    /// Drops the cached value of a live slot (the record stays readable in the log).
+    pub fn take_cached(&mut self, slot: u32) -> Option<Bytes> {
+        let s = self.live_mut(slot, "take_cached");
+        let cache = std::mem::replace(&mut s.cache, NONE);
+        self.values.take(cache)
     }
 
     /// Changes only the expiry of a live slot.
     pub fn set_expiry(&mut self, slot: u32, expire_at_ms: u64) {
-        let entry = self
-            .slots
-            .get_mut(slot as usize)
-            .and_then(Option::as_mut)
-            .expect("set_expiry on a free slot");
-        entry.expire_at_ms = expire_at_ms;
+        let s = self.live_mut(slot, "set_expiry");
+        s.set(HAS_EXPIRY, expire_at_ms != 0);
+        if expire_at_ms != 0 {
+            self.expiry.insert(slot, expire_at_ms);
+        } else {
+            self.expiry.remove(&slot);
+        }
     }
 
     /// Makes room for `additional` more keys at once, so a bulk load (recovery) does
-    /// not regrow and rehash the table and slab again and again.
+    /// not regrow and rehash the table again and again.
     pub fn reserve(&mut self, additional: usize) {
-        self.slots.reserve(additional);
-        let (slots, hasher) = (&self.slots, &self.hasher);
-        self.table.reserve(additional, |&s| {
-            hasher.hash_one(
-                slots
-                    .get(s as usize)
-                    .and_then(Option::as_ref)
-                    .map(|e| &*e.key)
-                    .unwrap_or_default(),
-            )
-        });
+        self.slab
+            .slots
+            .reserve(additional.saturating_sub(self.free.len()));
+        let (slab, hasher) = (&self.slab, &self.hasher);
+        self.table
+            .reserve(additional, |&s| hasher.hash_one(slab.key(s)));
     }
 
     /// Inserts a key that is not present and returns its slot.
-    pub fn insert(&mut self, entry: Entry) -> u32 {
-        debug_assert!(
-            self.find(&entry.key).is_none(),
-            "insert of a key already present"
+    pub fn insert(&mut self, entry: NewEntry<'_>) -> u32 {
+        let key = entry.key;
+        debug_assert!(self.find(key).is_none(), "insert of a key already present");
+        assert!(
+            key.len() <= KEY_SIZE_MAX as usize,
+            "key of {} bytes exceeds KEY_SIZE_MAX",
+            key.len()
         );
-        let hash = self.hasher.hash_one(&*entry.key);
-        self.key_bytes += entry.key.len() as u64;
-        self.value_bytes += u64::from(entry.value_len);
+        let mut s = Slot {
+            version: entry.version,
+            value_len: entry.value_len,
+            cache: entry.value.map_or(NONE, |v| self.values.add(v)),
+            key_len: key.len() as u16,
+            flags: LIVE,
+            ..Slot::default()
+        };
+        s.set(REFERENCED, entry.referenced);
+        s.set(HAS_EXPIRY, entry.expire_at_ms != 0);
+        s.set_location(entry.location);
+        if let Some(inline) = s.key.get_mut(..key.len()) {
+            inline.copy_from_slice(key);
+        } else {
+            let handle = self.slab.long_keys.add(key.into());
+            s.key[..4].copy_from_slice(&handle.to_le_bytes());
+        }
         let slot = match self.free.pop() {
             Some(slot) => {
-                self.slots[slot as usize] = Some(entry);
+                *self
+                    .slab
+                    .slots
+                    .get_mut(slot)
+                    .expect("free slots are in range") = s;
                 slot
             }
-            None => {
-                self.slots.push(Some(entry));
-                (self.slots.len() - 1) as u32
-            }
+            None => self.slab.slots.push(s),
         };
-        let (slots, hasher) = (&self.slots, &self.hasher);
-        self.table.insert_unique(hash, slot, |&s| {
-            hasher.hash_one(
-                slots
-                    .get(s as usize)
-                    .and_then(Option::as_ref)
-                    .map(|e| &*e.key)
-                    .unwrap_or_default(),
-            )
-        });
+        if entry.expire_at_ms != 0 {
+            self.expiry.insert(slot, entry.expire_at_ms);
+        }
+        self.key_bytes += key.len() as u64;
+        self.value_bytes += u64::from(entry.value_len);
+        let hash = self.hasher.hash_one(key);
+        let (slab, hasher) = (&self.slab, &self.hasher);
+        self.table
+            .insert_unique(hash, slot, |&s| hasher.hash_one(slab.key(s)));
         slot
     }
 
-    /// Removes the entry in a live slot and returns it.
-    pub fn remove(&mut self, slot: u32) -> Entry {
-        let entry = self
-            .slots
-            .get_mut(slot as usize)
-            .and_then(Option::take)
-            .expect("remove of a free slot");
-        let hash = self.hasher.hash_one(&*entry.key);
-        match self.table.find_entry(hash, |&s| s == slot) {
+    /// Removes the entry in a live slot and returns what it held.
+    pub fn remove(&mut self, slot: u32) -> Removed {
+        let s = *self.live_mut(slot, "remove");
+        let hash = self.hasher.hash_one(self.slab.key_of(&s));
+        match self.table.find_entry(hash, |&t| t == slot) {
             Ok(found) => {
                 found.remove();
             }
             Err(_) => unreachable!("slot {slot} missing from the hash table"),
         }
-        self.key_bytes -= entry.key.len() as u64;
-        self.value_bytes -= u64::from(entry.value_len);
+        if !s.is_inline() {
+            self.slab.long_keys.take(s.long_handle());
+        }
+        let expire_at_ms = if s.has(HAS_EXPIRY) {
+            self.expiry.remove(&slot).unwrap_or(0)
+        } else {
+            0
+        };
+        *self
+            .slab
+            .slots
+            .get_mut(slot)
+            .expect("live slots are in range") = Slot::default();
         self.free.push(slot);
-        entry
+        self.key_bytes -= u64::from(s.key_len);
+        self.value_bytes -= u64::from(s.value_len);
+        Removed {
+            key_len: usize::from(s.key_len),
+            value: self.values.take(s.cache),
+            version: s.version,
+            expire_at_ms,
+            location: s.location(),
+        }
     }
 
     /// Drops every key.
@@ -233,9 +610,9 @@ impl Index {
 mod tests {
     use super::*;
 
-    fn entry(key: &str) -> Entry {
-        Entry {
-            key: key.as_bytes().into(),
+    fn entry(key: &[u8]) -> NewEntry<'_> {
+        NewEntry {
+            key,
             value: Some(Bytes::from_static(b"v")),
             location: None,
             value_len: 1,
@@ -248,15 +625,16 @@ mod tests {
     #[test]
     fn insert_find_remove_reuses_slots() {
         let mut index = Index::default();
-        let a = index.insert(entry("a"));
-        let b = index.insert(entry("b"));
+        let a = index.insert(entry(b"a"));
+        let b = index.insert(entry(b"b"));
         assert_eq!(index.find(b"a"), Some(a));
         assert_eq!(index.find(b"b"), Some(b));
         assert_eq!(index.find(b"c"), None);
         index.remove(a);
         assert_eq!(index.find(b"a"), None);
+        assert!(index.get(a).is_none(), "a removed slot reads as free");
         assert_eq!(index.len(), 1);
-        let c = index.insert(entry("c"));
+        let c = index.insert(entry(b"c"));
         assert_eq!(c, a, "a freed slot is reused");
         assert_eq!(index.find(b"c"), Some(c));
         assert_eq!(index.key_bytes(), 2);
@@ -265,15 +643,196 @@ mod tests {
     #[test]
     fn many_keys_survive_growth() {
         let mut index = Index::default();
-        for i in 0..10_000 {
-            index.insert(entry(&format!("k{i}")));
+        // More than one chunk, so slot numbers cross a chunk boundary.
+        let n = CHUNK_LEN as u32 + 1000;
+        for i in 0..n {
+            index.insert(entry(format!("k{i}").as_bytes()));
         }
-        for i in (0..10_000).step_by(2) {
+        for i in (0..n).step_by(2) {
             let slot = index.find(format!("k{i}").as_bytes()).unwrap();
             index.remove(slot);
         }
-        for i in 0..10_000 {
+        for i in 0..n {
             assert_eq!(index.find(format!("k{i}").as_bytes()).is_some(), i % 2 == 1);
         }
+        let last = index.find(format!("k{}", n - 1).as_bytes()).unwrap();
+        assert_eq!(last, n - 1, "slots are numbered in insertion order");
+        assert_eq!(
+            index.get(last).unwrap().key(),
+            format!("k{}", n - 1).as_bytes()
+        );
+    }
+
+    #[test]
+    fn keys_at_the_inline_boundary_and_beyond() {
+        let mut index = Index::default();
+        let lengths = [
+            1,
+            KEY_INLINE_MAX - 1,
+            KEY_INLINE_MAX,
+            KEY_INLINE_MAX + 1,
+            100,
+            KEY_SIZE_MAX as usize,
+        ];
+        // Keys that share a prefix longer than the inline part, and differ after it.
+        let key = |len: usize, tag: u8| {
+            let mut k = vec![b'x'; len];
+            *k.last_mut().unwrap() = tag;
+            k
+        };
+        let mut slots = Vec::new();
+        for &len in &lengths {
+            for tag in [b'a', b'b'] {
+                slots.push((key(len, tag), index.insert(entry(&key(len, tag)))));
+            }
+        }
+        for (k, slot) in &slots {
+            assert_eq!(index.find(k), Some(*slot), "key of {} bytes", k.len());
+            assert_eq!(index.get(*slot).unwrap().key(), &k[..]);
+        }
+        assert_eq!(index.find(&key(KEY_INLINE_MAX + 1, b'c')), None);
+        assert_eq!(index.find(&key(KEY_INLINE_MAX + 2, b'a')), None);
+        let total: usize = lengths.iter().map(|l| 2 * l).sum();
+        assert_eq!(index.key_bytes(), total as u64);
+
+        // Removing long keys frees their storage for the next long key, and the keys
+        // left are untouched.
+        let (long_a, slot) = slots[6].clone();
+        assert_eq!(long_a.len(), KEY_INLINE_MAX + 1);
+        index.remove(slot);
+        assert_eq!(index.find(&long_a), None);
+        let other = key(200, b'z');
+        let reused = index.insert(entry(&other));
+        assert_eq!(reused, slot);
+        assert_eq!(index.find(&other), Some(reused));
+        assert_eq!(index.get(reused).unwrap().key(), &other[..]);
+        assert_eq!(
+            index.slab.long_keys.free.len(),
+            0,
+            "the long-key handle was reused"
+        );
+        for (k, s) in slots.iter().filter(|(_, s)| *s != slot) {
+            assert_eq!(index.find(k), Some(*s));
+        }
+    }
+
+    #[test]
+    fn expiry_lives_beside_the_entry() {
+        let mut index = Index::default();
+        let plain = index.insert(entry(b"plain"));
+        let timed = index.insert(NewEntry {
+            expire_at_ms: 1_000,
+            ..entry(b"timed")
+        });
+        assert_eq!(
+            index.expiry.len(),
+            1,
+            "keys without expiry take no map entry"
+        );
+        let e = index.get(timed).unwrap();
+        assert_eq!(e.expire_at_ms(), 1_000);
+        assert!(!e.is_expired(999));
+        assert!(e.is_expired(1_000));
+        assert_eq!(index.get(plain).unwrap().expire_at_ms(), 0);
+        assert!(!index.get(plain).unwrap().is_expired(u64::MAX));
+
+        index.set_expiry(plain, 500);
+        index.set_expiry(timed, 0);
+        assert_eq!(index.get(plain).unwrap().expire_at_ms(), 500);
+        assert!(!index.get(timed).unwrap().is_expired(u64::MAX));
+        assert_eq!(index.expiry.len(), 1);
+
+        // A removed key takes its expiry along; the slot's next key starts without.
+        let removed = index.remove(plain);
+        assert_eq!(removed.expire_at_ms, 500);
+        assert!(index.expiry.is_empty());
+        let next = index.insert(entry(b"next"));
+        assert_eq!(next, plain);
+        assert_eq!(index.get(next).unwrap().expire_at_ms(), 0);
+
+        index.set_value(next, Bytes::from_static(b"w"), 7, 42, None);
+        assert_eq!(index.get(next).unwrap().expire_at_ms(), 42);
+        assert_eq!(index.get(next).unwrap().version(), 7);
+    }
+
+    #[test]
+    fn cached_values_come_and_go_through_handles() {
+        let mut index = Index::default();
+        let location = Location {
+            segment: 3,
+            offset: 64,
+            length: 48,
+        };
+        let a = index.insert(NewEntry {
+            value: None,
+            location: Some(location),
+            value_len: 5,
+            ..entry(b"a")
+        });
+        let b = index.insert(entry(b"b"));
+        assert!(index.get(a).unwrap().value().is_none());
+        assert_eq!(index.get(a).unwrap().location(), Some(location));
+        assert_eq!(index.get(b).unwrap().location(), None);
+        assert_eq!(index.read_value(b), Some(Bytes::from_static(b"v")));
+        assert!(index.get(b).unwrap().referenced());
+        assert_eq!(index.value_bytes(), 6);
+
+        // Evicting b's value frees its handle; caching a's value takes it over, and
+        // b stays without.
+        assert_eq!(index.take_cached(b), Some(Bytes::from_static(b"v")));
+        assert_eq!(index.take_cached(b), None);
+        assert_eq!(index.value_bytes(), 6, "an evicted value keeps its length");
+        index.set_cached(a, Bytes::from_static(b"hello!"));
+        assert_eq!(index.values.free.len(), 0, "the freed handle was reused");
+        assert_eq!(index.read_value(a), Some(Bytes::from_static(b"hello!")));
+        assert_eq!(index.read_value(b), None);
+        assert_eq!(index.get(a).unwrap().value_len(), 6);
+        assert_eq!(index.value_bytes(), 7);
+
+        // Replacing a cached value keeps its handle.
+        index.set_cached(a, Bytes::from_static(b"x"));
+        assert_eq!(index.values.items.len, 1);
+        assert_eq!(index.get(a).unwrap().cached_len(), 1);
+
+        let removed = index.remove(a);
+        assert_eq!(removed.value, Some(Bytes::from_static(b"x")));
+        assert_eq!(removed.location, Some(location));
+        assert_eq!(index.values.free.len(), 1);
+        assert_eq!(index.value_bytes(), 1);
+    }
+
+    #[test]
+    fn referenced_and_location_change_in_place() {
+        let mut index = Index::default();
+        let a = index.insert(entry(b"a"));
+        assert!(!index.get(a).unwrap().referenced());
+        index.set_referenced(a, true);
+        assert!(index.get(a).unwrap().referenced());
+        index.set_referenced(a, false);
+        assert!(!index.get(a).unwrap().referenced());
+        let to = Location {
+            segment: 1,
+            offset: 8,
+            length: 16,
+        };
+        index.set_location(a, Some(to));
+        assert_eq!(index.get(a).unwrap().location(), Some(to));
+        index.set_location(a, None);
+        assert_eq!(index.get(a).unwrap().location(), None);
+    }
+
+    #[test]
+    fn reserve_then_clear() {
+        let mut index = Index::default();
+        index.reserve(100_000);
+        assert_eq!(index.slab.slots.chunks.len(), 2);
+        for i in 0..1000 {
+            index.insert(entry(format!("key:{i:012}").as_bytes()));
+        }
+        assert_eq!(index.find(b"key:000000000999"), Some(999));
+        index.clear();
+        assert!(index.is_empty());
+        assert_eq!(index.slot_count(), 0);
+        assert_eq!(index.find(b"key:000000000999"), None);
     }
 }

@@ -11,13 +11,15 @@ pub mod clock;
 pub mod command;
 pub mod index;
 pub mod ld;
+pub mod recovery;
 
 use bytes::{Bytes, BytesMut};
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use command::{Command, Cond, ExpireCond, Expiry, Reply, ShardError, ShardStats};
-use index::{Entry, Index};
+use index::{Entry, Index, NewEntry, Removed};
 use ld::Ld;
+pub use recovery::Recovery;
 
 use crate::constants::{SCAN_COUNT_DEFAULT, SCAN_COUNT_MAX, VALUE_SIZE_MAX};
 pub use crate::storage::Location;
@@ -99,8 +101,12 @@ impl Log for MemoryLog {
 }
 
 /// Rough bytes of index memory per key beyond its key and value bytes, used to size the
-/// pure cache mode (`Eviction::Keys`) against its budget.
-pub const ENTRY_OVERHEAD_BYTES: u64 = 96;
+/// pure cache mode (`Eviction::Keys`) against its budget: the key's slot, the value's
+/// slot in the value cache (every value is cached in that mode) and ~8 bytes of hash
+/// table (4 + 1 per bucket at 1/2 to 7/8 load). 88 bytes.
+pub const ENTRY_OVERHEAD_BYTES: u64 =
+    (index::SLOT_SIZE + std::mem::size_of::<Option<Bytes>>() + 8) as u64;
+const _: () = assert!(ENTRY_OVERHEAD_BYTES == 88);
 
 /// What the shard drops when its memory budget is exceeded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -222,14 +228,14 @@ impl<L: Log, C: Clock> Shard<L, C> {
             Command::Ttl { key } => match self.live(&key, now) {
                 Current::Absent => Reply::NotFound,
                 Current::Present { slot } => {
-                    let at = self.entry(slot).expire_at_ms;
+                    let at = self.entry(slot).expire_at_ms();
                     Reply::Ttl((at != 0).then(|| at.saturating_sub(now)))
                 }
             },
             Command::ExpireTime { key } => match self.live(&key, now) {
                 Current::Absent => Reply::NotFound,
                 Current::Present { slot } => {
-                    let at = self.entry(slot).expire_at_ms;
+                    let at = self.entry(slot).expire_at_ms();
                     Reply::ExpireAt((at != 0).then_some(at))
                 }
             },
@@ -311,10 +317,10 @@ impl<L: Log, C: Clock> Shard<L, C> {
         };
         let key = cmd.key().filter(|_| reads_value)?;
         let entry = self.index.get(self.index.find(key)?)?;
-        if entry.value.is_some() || entry.is_expired(self.clock.now_ms()) {
+        if entry.value().is_some() || entry.is_expired(self.clock.now_ms()) {
             return None;
         }
-        entry.location
+        entry.location()
     }
 
     /// Puts a value read back from the log into the cache, if the key still points at
@@ -326,42 +332,13 @@ impl<L: Log, C: Clock> Shard<L, C> {
         let current = self
             .index
             .get(slot)
-            .is_some_and(|e| e.location == Some(location) && e.value.is_none());
+            .is_some_and(|e| e.location() == Some(location) && e.value().is_none());
         if !current {
             return;
         }
         self.cached_bytes += value.len() as u64;
         self.index.set_cached(slot, value);
         self.enforce_budget(Some(slot));
-    }
-
-    /// Makes room for `additional` more keys before a bulk load.
-    pub fn reserve(&mut self, additional: usize) {
-        self.index.reserve(additional);
-    }
-
-    /// Adds a key found by recovery. Keys must be unique; `value` is cached if given.
-    pub fn recover_entry(
-        &mut self,
-        key: &[u8],
-        version: u64,
-        location: Location,
-        expire_at_ms: u64,
-        value_len: u32,
-        value: Option<Bytes>,
-    ) {
-        self.count_ttl(false, expire_at_ms != 0);
-        let slot = self.index.insert(Entry {
-            key: key.into(),
-            value,
-            version,
-            expire_at_ms,
-            location: Some(location),
-            value_len,
-            referenced: false,
-        });
-        self.cached_bytes += self.charge(self.entry(slot));
-        self.enforce_budget(None);
     }
 
     /// Sets the sequence number recovery ended at.
@@ -376,12 +353,12 @@ impl<L: Log, C: Clock> Shard<L, C> {
             return Liveness::Dead;
         };
         match c.kind {
-            RecordKind::Put if entry.location == Some(c.location) => Liveness::Live,
+            RecordKind::Put if entry.location() == Some(c.location) => Liveness::Live,
             // The newest Touch of the current value carries its expiry: keep it.
-            RecordKind::Touch if c.seq > entry.version && c.expiry_ms == entry.expire_at_ms => {
+            RecordKind::Touch if c.seq > entry.version() && c.expiry_ms == entry.expire_at_ms() => {
                 Liveness::Live
             }
-            _ if entry.version >= c.seq || c.kind == RecordKind::Touch => Liveness::Superseded,
+            _ if entry.version() >= c.seq || c.kind == RecordKind::Touch => Liveness::Superseded,
             // A Delete or Put newer than the value the index holds cannot exist.
             _ => Liveness::Dead,
         }
@@ -396,13 +373,11 @@ impl<L: Log, C: Clock> Shard<L, C> {
         let Some(slot) = self.index.find(r.key) else {
             return false;
         };
-        match self.index.get_mut(slot) {
-            Some(entry) if entry.location == Some(r.from) => {
-                entry.location = Some(r.to);
-                true
-            }
-            _ => false,
+        if self.index.get(slot).and_then(|e| e.location()) != Some(r.from) {
+            return false;
         }
+        self.index.set_location(slot, Some(r.to));
+        true
     }
 
     /// Visits every live key with its version, expiry and location, for the hint file.
@@ -410,14 +385,14 @@ impl<L: Log, C: Clock> Shard<L, C> {
         let now = self.clock.now_ms();
         for slot in 0..self.index.slot_count() {
             if let Some(e) = self.index.get(slot).filter(|e| !e.is_expired(now)) {
-                if let Some(location) = e.location {
-                    f(&e.key, e.version, e.expire_at_ms, location);
+                if let Some(location) = e.location() {
+                    f(e.key(), e.version(), e.expire_at_ms(), location);
                 }
             }
         }
     }
 
-    fn entry(&self, slot: u32) -> &Entry {
+    fn entry(&self, slot: u32) -> Entry<'_> {
         self.index.get(slot).expect("slot from find is live")
     }
 
@@ -445,33 +420,38 @@ impl<L: Log, C: Clock> Shard<L, C> {
 
     /// Removes an entry from the index, its memory from the budget and its record from
     /// the log's live data.
-    fn drop_entry(&mut self, slot: u32) -> Entry {
+    fn drop_entry(&mut self, slot: u32) -> Removed {
         let entry = self.index.remove(slot);
-        self.cached_bytes -= self.charge(&entry);
+        self.cached_bytes -= self.charge(
+            entry.value.as_ref().map_or(0, |v| v.len() as u64),
+            entry.key_len,
+        );
         if let Some(location) = entry.location {
             self.log.mark_garbage(location);
         }
         entry
     }
 
-    /// Bytes an entry counts against the budget.
-    fn charge(&self, entry: &Entry) -> u64 {
-        let value = entry.value.as_ref().map_or(0, |v| v.len() as u64);
+    /// Bytes a key with `cached` bytes of value in memory counts against the budget.
+    fn charge(&self, cached: u64, key_len: usize) -> u64 {
         match self.cache.eviction {
-            Eviction::Values => value,
-            Eviction::Keys => value + entry.key.len() as u64 + ENTRY_OVERHEAD_BYTES,
+            Eviction::Values => cached,
+            Eviction::Keys => cached + key_len as u64 + ENTRY_OVERHEAD_BYTES,
         }
+    }
+
+    /// What a live slot counts against the budget.
+    fn charge_entry(&self, slot: u32) -> u64 {
+        let e = self.entry(slot);
+        self.charge(e.cached_len(), e.key().len())
     }
 
     /// The value of a live slot. The server loads evicted values before it applies a
     /// command that reads them (see [`Shard::needs_fetch`]), so a miss here is a bug in
     /// that order, answered with an error rather than a wrong value.
     fn value(&mut self, slot: u32) -> Result<Bytes, Reply> {
-        let entry = self.index.get_mut(slot).expect("slot from find is live");
-        entry.referenced = true;
-        entry
-            .value
-            .clone()
+        self.index
+            .read_value(slot)
             .ok_or_else(|| Reply::Error(ShardError::Io("value not loaded from disk".into())))
     }
 
@@ -495,24 +475,24 @@ impl<L: Log, C: Clock> Shard<L, C> {
                 continue;
             }
             let eviction = self.cache.eviction;
-            let Some(entry) = self.index.get_mut(slot) else {
+            let Some(entry) = self.index.get(slot) else {
                 continue;
             };
             let evictable = match eviction {
-                Eviction::Values => entry.value.is_some() && entry.location.is_some(),
+                Eviction::Values => entry.value().is_some() && entry.location().is_some(),
                 Eviction::Keys => true,
             };
             if !evictable {
                 continue;
             }
-            if entry.referenced {
-                entry.referenced = false;
+            if entry.referenced() {
+                self.index.set_referenced(slot, false);
                 continue;
             }
             self.stats.evicted += 1;
             match eviction {
                 Eviction::Values => {
-                    let len = entry.value.take().map_or(0, |v| v.len() as u64);
+                    let len = self.index.take_cached(slot).map_or(0, |v| v.len() as u64);
                     self.cached_bytes -= len;
                 }
                 Eviction::Keys => {
@@ -570,8 +550,11 @@ impl<L: Log, C: Clock> Shard<L, C> {
         let slot = match *current {
             Current::Present { slot } => {
                 let old = self.entry(slot);
-                let (had_ttl, old_location, old_charge) =
-                    (old.expire_at_ms != 0, old.location, self.charge(old));
+                let (had_ttl, old_location, old_charge) = (
+                    old.expire_at_ms() != 0,
+                    old.location(),
+                    self.charge_entry(slot),
+                );
                 if let Some(location) = old_location {
                     self.log.mark_garbage(location);
                 }
@@ -583,8 +566,8 @@ impl<L: Log, C: Clock> Shard<L, C> {
             }
             Current::Absent => {
                 self.count_ttl(false, expire_at_ms != 0);
-                self.index.insert(Entry {
-                    key: key.as_ref().into(),
+                self.index.insert(NewEntry {
+                    key: &key,
                     value_len: value.len() as u32,
                     value: Some(value),
                     version,
@@ -594,12 +577,12 @@ impl<L: Log, C: Clock> Shard<L, C> {
                 })
             }
         };
-        self.cached_bytes += self.charge(self.entry(slot));
+        self.cached_bytes += self.charge_entry(slot);
         self.enforce_budget(Some(slot));
         Ok(version)
     }
 
-    fn remove(&mut self, key: &[u8], slot: u32) -> Result<(u64, Entry), LogError> {
+    fn remove(&mut self, key: &[u8], slot: u32) -> Result<(u64, Removed), LogError> {
         let appended = self.log.append(Mutation::Delete { key })?;
         self.last_seq = appended.seq;
         if let Some(location) = appended.location {
@@ -627,7 +610,7 @@ impl<L: Log, C: Clock> Shard<L, C> {
             Current::Present { slot } => match self.value(slot) {
                 Ok(value) => Reply::Value {
                     value,
-                    version: self.entry(slot).version,
+                    version: self.entry(slot).version(),
                 },
                 Err(reply) => reply,
             },
@@ -681,7 +664,7 @@ impl<L: Log, C: Clock> Shard<L, C> {
                     Err(reply) => return reply,
                 };
                 let e = self.entry(slot);
-                (Some(e.version), e.expire_at_ms, old)
+                (Some(e.version()), e.expire_at_ms(), old)
             }
         };
         let allowed = match cond {
@@ -717,7 +700,7 @@ impl<L: Log, C: Clock> Shard<L, C> {
         let Current::Present { slot } = self.live(key, now) else {
             return Reply::NotFound;
         };
-        let version = self.entry(slot).version;
+        let version = self.entry(slot).version();
         if let Cond::IfVersion(expected) = cond {
             if expected != version {
                 return Reply::CondFailed {
@@ -736,7 +719,7 @@ impl<L: Log, C: Clock> Shard<L, C> {
         let Current::Present { slot } = self.live(key, now) else {
             return Reply::NotFound;
         };
-        let cur = self.entry(slot).expire_at_ms;
+        let cur = self.entry(slot).expire_at_ms();
         let new = Self::resolve(expiry, cur, now);
         // For GT and LT no expiry counts as infinitely far; a past time as "now".
         let infinite = |at: u64| if at == 0 { u64::MAX } else { at };
@@ -789,7 +772,7 @@ impl<L: Log, C: Clock> Shard<L, C> {
         for (key, expected) in watch {
             let version = match self.live(key, now) {
                 Current::Absent => None,
-                Current::Present { slot } => Some(self.entry(slot).version),
+                Current::Present { slot } => Some(self.entry(slot).version()),
             };
             if version != *expected {
                 return Reply::Transaction(None);
@@ -806,7 +789,7 @@ impl<L: Log, C: Clock> Shard<L, C> {
         match current {
             Current::Absent => Ok((current, Bytes::new(), 0)),
             Current::Present { slot } => {
-                let at = self.entry(slot).expire_at_ms;
+                let at = self.entry(slot).expire_at_ms();
                 let value = self.value(slot)?;
                 Ok((current, value, at))
             }
@@ -894,7 +877,7 @@ impl<L: Log, C: Clock> Shard<L, C> {
         if patch.is_empty() {
             // Redis: an empty patch changes nothing and creates nothing.
             let version = match current {
-                Current::Present { slot } => self.entry(slot).version,
+                Current::Present { slot } => self.entry(slot).version(),
                 Current::Absent => 0,
             };
             return Reply::Length {
@@ -931,8 +914,8 @@ impl<L: Log, C: Clock> Shard<L, C> {
         let mut keys = Vec::new();
         while slot < end && keys.len() < count && slot - cursor < visit_max {
             if let Some(e) = self.index.get(slot as u32) {
-                if !e.is_expired(now) && e.key.starts_with(prefix) {
-                    keys.push(Bytes::copy_from_slice(&e.key));
+                if !e.is_expired(now) && e.key().starts_with(prefix) {
+                    keys.push(Bytes::copy_from_slice(e.key()));
                 }
             }
             slot += 1;
@@ -947,7 +930,11 @@ impl<L: Log, C: Clock> Shard<L, C> {
         let removed = self.index.len() as u64;
         let mut slot = 0;
         while slot < self.index.slot_count() {
-            if let Some(key) = self.index.get(slot).map(|e| e.key.clone()) {
+            if let Some(key) = self
+                .index
+                .get(slot)
+                .map(|e| Bytes::copy_from_slice(e.key()))
+            {
                 if let Err(e) = self.remove(&key, slot) {
                     return Self::log_error(e);
                 }
@@ -975,7 +962,7 @@ impl<L: Log, C: Clock> Shard<L, C> {
             let slot = (self.next_random() % end) as u32;
             if let Some(e) = self.index.get(slot) {
                 if !e.is_expired(now) {
-                    return Reply::Key(Some(Bytes::copy_from_slice(&e.key)));
+                    return Reply::Key(Some(Bytes::copy_from_slice(e.key())));
                 }
             }
         }
@@ -987,7 +974,7 @@ impl<L: Log, C: Clock> Shard<L, C> {
                 self.index
                     .get(slot)
                     .filter(|e| !e.is_expired(now))
-                    .map(|e| Bytes::copy_from_slice(&e.key))
+                    .map(|e| Bytes::copy_from_slice(e.key()))
             })
             .map_or(Reply::Key(None), |k| Reply::Key(Some(k)))
     }

@@ -1,0 +1,339 @@
+//! Rebuilding a shard's index from its log at start.
+//!
+//! The log hands its records in any order (hint entries, then the scanned tail). They
+//! are folded per key with the storage's rule (`KeyState::apply`) straight into the
+//! index the shard will use, so each key is hashed, stored and looked up in one table
+//! only. Most keys are a single Put, whose state is exactly what the entry holds
+//! (version, location, expiry); only keys that also met a Delete or a Touch keep their
+//! full `KeyState` in a side map until the end.
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+
+use super::index::{Entry, Index, NewEntry};
+use super::{CachePolicy, Clock, Log, Shard};
+use crate::storage::limits::RECORD_HEADER_SIZE;
+use crate::storage::{Garbage, KeyState, RecordKind, Recovered};
+
+/// An index being rebuilt from recovered records.
+pub struct Recovery {
+    index: Index,
+    /// The full state of the keys whose state is not one plain Put (the entry of such a
+    /// key has no location until the end).
+    states: HashMap<u32, KeyState, ahash::RandomState>,
+    budget_bytes: u64,
+    cached_bytes: u64,
+}
+
+impl Recovery {
+    /// An empty fold that keeps recovered values in memory while they fit
+    /// `budget_bytes`; the rest are read back from disk on first access.
+    pub fn new(budget_bytes: u64) -> Self {
+        Recovery {
+            index: Index::default(),
+            states: HashMap::default(),
+            budget_bytes,
+            cached_bytes: 0,
+        }
+    }
+
+    /// Keys seen so far, deleted ones included.
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    /// True when no record has been folded in.
+    pub fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    /// Folds one record in; superseded records go to `garbage`.
+    pub fn apply(&mut self, rec: &Recovered<'_>, garbage: &mut Garbage) {
+        let slot = match self.index.find(rec.key) {
+            Some(slot) => slot,
+            None => self.index.insert(NewEntry {
+                key: rec.key,
+                value: None,
+                version: 0,
+                expire_at_ms: 0,
+                location: None,
+                value_len: 0,
+                referenced: false,
+            }),
+        };
+        let mut state = self.state(slot);
+        if state.apply(rec, garbage) {
+            let value = rec
+                .value
+                .filter(|v| self.cached_bytes + v.len() as u64 <= self.budget_bytes)
+                .map(Bytes::copy_from_slice);
+            self.cached_bytes += value.as_ref().map_or(0, |v| v.len() as u64);
+            match value {
+                Some(value) => self.index.set_cached(slot, value),
+                None => drop(self.index.take_cached(slot)),
+            }
+        }
+        self.store(slot, state);
+    }
+
+    fn state(&self, slot: u32) -> KeyState {
+        match self.states.get(&slot) {
+            Some(state) => *state,
+            None => self.index.get(slot).map_or_else(KeyState::default, plain),
+        }
+    }
+
+    fn store(&mut self, slot: u32, state: KeyState) {
+        match state {
+            KeyState {
+                base: Some((RecordKind::Put, seq, location, expiry)),
+                touch: None,
+            } => {
+                self.states.remove(&slot);
+                self.index.set_record(slot, seq, expiry, Some(location));
+            }
+            _ => {
+                self.states.insert(slot, state);
+                self.index.set_record(slot, 0, 0, None);
+            }
+        }
+    }
+}
+
+/// The state of a key whose entry holds it: one Put, or nothing yet.
+fn plain(e: Entry<'_>) -> KeyState {
+    KeyState {
+        base: e
+            .location()
+            .map(|l| (RecordKind::Put, e.version(), l, e.expire_at_ms())),
+        touch: None,
+    }
+}
+
+impl<L: Log, C: Clock> Shard<L, C> {
+    /// A shard over `log` whose index is the one `recovery` rebuilt. Deleted keys are
+    /// dropped, and so are keys expired by now (their records go to the log's
+    /// garbage). Returns the shard and the number of keys found expired.
+    pub fn recovered(log: L, clock: C, cache: CachePolicy, recovery: Recovery) -> (Self, u64) {
+        let mut shard = Shard::with_cache(log, clock, cache);
+        let Recovery { index, states, .. } = recovery;
+        shard.index = index;
+        let now = shard.clock.now_ms();
+        let mut expired = 0;
+        for slot in 0..shard.index.slot_count() {
+            let Some(entry) = shard.index.get(slot) else {
+                continue;
+            };
+            let state = states.get(&slot).copied().unwrap_or_else(|| plain(entry));
+            let Some((version, location, expiry)) = state.live() else {
+                shard.index.remove(slot);
+                continue;
+            };
+            if expiry != 0 && expiry <= now {
+                shard.log.mark_garbage(location);
+                shard.index.remove(slot);
+                expired += 1;
+                continue;
+            }
+            // Without the value in hand, its length is known to within the record's
+            // padding (at most 7 bytes); loading the value sets it exactly.
+            let key_len = entry.key().len() as u32;
+            let value_len = entry.value().map_or_else(
+                || location.length.saturating_sub(RECORD_HEADER_SIZE + key_len),
+                |v| v.len() as u32,
+            );
+            shard
+                .index
+                .set_record(slot, version, expiry, Some(location));
+            shard.index.set_value_len(slot, value_len);
+            shard.index.set_referenced(slot, false);
+            shard.count_ttl(false, expiry != 0);
+            shard.cached_bytes += shard.charge_entry(slot);
+        }
+        // Recovered values were kept only while they fit the budget, so this evicts
+        // nothing unless the budget counts more than values.
+        shard.enforce_budget(None);
+        (shard, expired)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::shard::{ManualClock, MemoryLog};
+    use crate::storage::Location;
+
+    const NOW_MS: u64 = 1_000_000;
+
+    struct Record {
+        kind: RecordKind,
+        seq: u64,
+        key: Vec<u8>,
+        expiry_ms: u64,
+        value: Option<Vec<u8>>,
+    }
+
+    impl Record {
+        fn location(&self) -> Location {
+            Location {
+                segment: (self.seq % 3) as u32,
+                offset: self.seq as u32 * 128,
+                length: 128,
+            }
+        }
+
+        fn recovered(&self) -> Recovered<'_> {
+            Recovered {
+                kind: self.kind,
+                seq: self.seq,
+                expiry_ms: self.expiry_ms,
+                key: &self.key,
+                value: self.value.as_deref(),
+                location: self.location(),
+            }
+        }
+    }
+
+    /// Records for `keys` keys (some of them longer than an inline key), in a
+    /// shuffled order, as the log hands them over.
+    fn records(seed: u64, keys: u64, with_values: bool) -> Vec<Record> {
+        let mut rng = seed | 1;
+        let mut next = move |n: u64| {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng % n
+        };
+        let mut out: Vec<Record> = (1..=keys * 4)
+            .map(|seq| {
+                let k = next(keys);
+                let key = if k % 5 == 0 {
+                    format!("a-rather-long-key-that-is-not-inline-{k}")
+                } else {
+                    format!("k{k}")
+                };
+                let kind = match next(6) {
+                    0 => RecordKind::Delete,
+                    1 => RecordKind::Touch,
+                    _ => RecordKind::Put,
+                };
+                let expiry_ms = match next(4) {
+                    0 => NOW_MS - 1,
+                    1 => NOW_MS + 1,
+                    _ => 0,
+                };
+                let value = (with_values && kind == RecordKind::Put)
+                    .then(|| format!("value-{seq}").into_bytes());
+                Record {
+                    kind,
+                    seq,
+                    key: key.into_bytes(),
+                    expiry_ms: if kind == RecordKind::Delete {
+                        0
+                    } else {
+                        expiry_ms
+                    },
+                    value,
+                }
+            })
+            .collect();
+        for i in (1..out.len()).rev() {
+            out.swap(i, next(i as u64 + 1) as usize);
+        }
+        out
+    }
+
+    /// Folds `records` both ways and checks the shard holds exactly the live keys of
+    /// the reference fold, with the same garbage.
+    fn check(records: &[Record], with_values: bool) {
+        let mut expected: HashMap<&[u8], KeyState> = HashMap::new();
+        let mut expected_garbage = Garbage::default();
+        let mut recovery = Recovery::new(u64::MAX);
+        let mut garbage = Garbage::default();
+        for r in records {
+            expected
+                .entry(&r.key)
+                .or_default()
+                .apply(&r.recovered(), &mut expected_garbage);
+            recovery.apply(&r.recovered(), &mut garbage);
+        }
+        assert_eq!(garbage, expected_garbage);
+        assert_eq!(recovery.len(), expected.len());
+        let (shard, expired) = Shard::recovered(
+            MemoryLog::default(),
+            ManualClock::new(NOW_MS),
+            CachePolicy::default(),
+            recovery,
+        );
+        let mut live = 0;
+        let mut expired_expected = 0;
+        let mut with_ttl = 0;
+        for (key, state) in &expected {
+            let found = shard.index.find(key).and_then(|slot| shard.index.get(slot));
+            let Some((version, location, expiry)) = state.live() else {
+                assert!(found.is_none(), "deleted key {key:?} is gone");
+                continue;
+            };
+            if expiry != 0 && expiry <= NOW_MS {
+                assert!(found.is_none(), "expired key {key:?} is gone");
+                expired_expected += 1;
+                continue;
+            }
+            let e = found.expect("live key present");
+            live += 1;
+            with_ttl += u64::from(expiry != 0);
+            assert_eq!(e.version(), version);
+            assert_eq!(e.location(), Some(location));
+            assert_eq!(e.expire_at_ms(), expiry);
+            assert!(!e.referenced());
+            if with_values {
+                let value = format!("value-{version}").into_bytes();
+                assert_eq!(e.value().map(|v| &v[..]), Some(&value[..]));
+                assert_eq!(e.value_len(), value.len() as u32);
+            } else {
+                assert!(e.value().is_none());
+                assert_eq!(e.value_len(), 128 - RECORD_HEADER_SIZE - key.len() as u32);
+            }
+        }
+        assert!(live > 0 && expired_expected > 0, "the mix exercises both");
+        assert_eq!(shard.len(), live);
+        assert_eq!(expired, expired_expected);
+        assert_eq!(shard.stats().keys_with_ttl, with_ttl);
+        let value_bytes: u64 = (0..shard.index.slot_count())
+            .filter_map(|s| shard.index.get(s))
+            .map(|e| u64::from(e.value_len()))
+            .sum();
+        assert_eq!(shard.stats().value_bytes, value_bytes);
+    }
+
+    #[test]
+    fn folding_into_the_index_matches_the_key_state_rule() {
+        for seed in 1..20 {
+            check(&records(seed, 60, true), true);
+            check(&records(seed, 60, false), false);
+        }
+    }
+
+    #[test]
+    fn values_beyond_the_budget_are_left_on_disk() {
+        let records = records(7, 200, true);
+        let mut recovery = Recovery::new(100);
+        let mut garbage = Garbage::default();
+        for r in &records {
+            recovery.apply(&r.recovered(), &mut garbage);
+        }
+        let (shard, _) = Shard::recovered(
+            MemoryLog::default(),
+            ManualClock::new(NOW_MS),
+            CachePolicy::default(),
+            recovery,
+        );
+        let cached: u64 = (0..shard.index.slot_count())
+            .filter_map(|s| shard.index.get(s))
+            .map(|e| e.cached_len())
+            .sum();
+        assert!(cached <= 100);
+        assert_eq!(shard.cached_bytes(), cached);
+    }
+}
