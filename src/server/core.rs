@@ -194,6 +194,9 @@ impl Core {
         let mut writes = Vec::with_capacity(commands.len());
         let mut read_seq = 0;
         let first_seq = self.shard.borrow().last_seq();
+        if commands.len() > 1 {
+            self.shard.borrow().prefetch(&commands);
+        }
         for cmd in commands {
             if let Some(log) = &log {
                 if let Err(reply) = self.load_values(log, &cmd).await {

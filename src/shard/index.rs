@@ -116,6 +116,19 @@ impl Slot {
     }
 }
 
+/// Asks the CPU to start loading `item`'s cache line.
+#[inline]
+fn prefetch_read<T>(item: &T) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        // SAFETY: a prefetch is only a hint; it never faults, even on a bad address.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>((item as *const T).cast::<i8>()) };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = item;
+}
+
 /// A vector that grows by whole chunks of `CHUNK_LEN` and never moves an element.
 struct Chunked<T> {
     chunks: Vec<Vec<T>>,
@@ -394,6 +407,18 @@ impl Index {
             .copied()
     }
 
+    /// Warms the caches for a coming lookup of `key`: the lookup itself (a batch of
+    /// them runs its cache misses side by side) and a hint to load the cached value's
+    /// handle. Changes nothing.
+    pub fn prefetch(&self, key: &[u8]) {
+        let Some(slot) = self.find(key).and_then(|at| self.slab.live(at)) else {
+            return;
+        };
+        if let Some(item) = self.values.items.get(slot.cache) {
+            prefetch_read(item);
+        }
+    }
+
     /// The entry in `slot`, if the slot is live.
     pub fn get(&self, at: u32) -> Option<Entry<'_>> {
         let slot = self.slab.live(at)?;
@@ -494,10 +519,12 @@ impl Index {
     /// Changes only the expiry of a live slot.
     pub fn set_expiry(&mut self, slot: u32, expire_at_ms: u64) {
         let s = self.live_mut(slot, "set_expiry");
+        let had = s.has(HAS_EXPIRY);
         s.set(HAS_EXPIRY, expire_at_ms != 0);
         if expire_at_ms != 0 {
             self.expiry.insert(slot, expire_at_ms);
-        } else {
+        } else if had {
+            // Keys without an expiry never touch the map.
             self.expiry.remove(&slot);
         }
     }

@@ -297,6 +297,15 @@ impl<L: Log, C: Clock> Shard<L, C> {
         removed
     }
 
+    /// Warms the caches for a batch about to be applied: looking its keys up one after
+    /// the other lets their cache misses overlap, where `apply` would meet them one at
+    /// a time between the work of each command.
+    pub fn prefetch(&self, commands: &[Command]) {
+        for key in commands.iter().filter_map(Command::key) {
+            self.index.prefetch(key);
+        }
+    }
+
     /// The record to read before `cmd` can run: a command that reads a value whose
     /// cached copy was evicted. The server reads it ([`Shard::install`]) and asks
     /// again; no await happens between the last `needs_fetch` and `apply`.
