@@ -115,6 +115,9 @@ pub async fn serve(core: Rc<Core>, mut stream: TcpStream) {
             stats::bump(&counters.frames_malformed);
             encode_frame_error(&mut output, err);
         }
+        // Let the other connections that have requests run theirs first, so answers go
+        // out together and a client reading many connections wakes once for them.
+        futures_lite::future::yield_now().await;
         if let Err(e) = stream.write_all(&output).await {
             if e.kind() == ErrorKind::TimedOut {
                 stats::bump(&counters.connections_timed_out);

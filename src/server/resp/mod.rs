@@ -281,6 +281,8 @@ impl Conn {
         if self.output.is_empty() {
             return Ok(());
         }
+        // As on the native front: answers of one turn go out together.
+        futures_lite::future::yield_now().await;
         if let Err(e) = self.stream.write_all(&self.output).await {
             if e.kind() == ErrorKind::TimedOut {
                 stats::bump(&self.core.counters().connections_timed_out);
