@@ -121,9 +121,12 @@ start_server() {
         SERVER_DIR="$(mktemp -d /tmp/ringkv-perf.XXXXXX)"
         # Redis runs without persistence here, so ringkv runs as an in-memory cache too
         # (RINGKV_SERVE_FLAGS= measures its durable default instead).
+        # No Redis-protocol port unless asked for: its default (6380) may be taken.
+        local resp=(--no-resp)
+        [[ "${RINGKV_SERVE_FLAGS-}" == *--resp-port* ]] && resp=()
         # shellcheck disable=SC2086
         "${pin[@]}" "$RINGKV" serve --bind 127.0.0.1 --port "$RINGKV_PORT" --cores "$cores" \
-            --data-dir "$SERVER_DIR/data" ${RINGKV_SERVE_FLAGS---eviction lru} \
+            --data-dir "$SERVER_DIR/data" "${resp[@]}" ${RINGKV_SERVE_FLAGS---eviction lru} \
             >"$SERVER_DIR/out" 2>"$SERVER_DIR/err" &
         SERVER_PID=$!
         for ((i = 0; i < 400; i++)); do

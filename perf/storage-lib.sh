@@ -12,7 +12,7 @@ start_ringkv_flags() {
     shift
     mkdir -p "$dir"
     taskset -c 0 "$RINGKV" serve --bind 127.0.0.1 --port "$RINGKV_PORT" --cores 1 \
-        --data-dir "$dir/data" "$@" >"$dir/out" 2>"$dir/err" &
+        --no-resp --data-dir "$dir/data" "$@" >"$dir/out" 2>"$dir/err" &
     SERVER_PID=$!
     for ((i = 0; i < 6000; i++)); do
         grep -q ready "$dir/out" 2>/dev/null && break
