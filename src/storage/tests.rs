@@ -220,6 +220,16 @@ async fn assert_readable(log: &Log<SimDisk>, shard: &Shard) {
     }
 }
 
+/// One compaction step, with the test shard answering liveness and taking relocations.
+async fn compact_once(log: &Log<SimDisk>, shard: &RefCell<Shard>) -> Option<CompactProgress> {
+    log.compact_step(
+        |c| shard.borrow().liveness(c),
+        |r| shard.borrow_mut().relocate(log, r),
+    )
+    .await
+    .expect("compact")
+}
+
 fn value(i: u32, len: usize) -> Vec<u8> {
     (0..len).map(|j| (i as usize * 31 + j) as u8).collect()
 }
@@ -715,13 +725,7 @@ fn compaction_keeps_every_live_record_and_frees_disk() {
         let mut relocated = 0;
         let mut tombstones = 0;
         for _ in 0..10_000 {
-            let step = log
-                .compact_step(
-                    |c| shard.borrow().liveness(c),
-                    |r| shard.borrow_mut().relocate(&log, r),
-                )
-                .await
-                .expect("compact");
+            let step = compact_once(&log, &shard).await;
             let Some(p) = step else { break };
             relocated += p.relocated;
             tombstones += p.tombstones;
@@ -771,13 +775,7 @@ fn segments_sealed_after_their_last_flush_are_compacted() {
             log.sync().await.expect("sync");
             i += 1;
         }
-        let step = log
-            .compact_step(
-                |c| shard.borrow().liveness(c),
-                |r| shard.borrow_mut().relocate(&log, r),
-            )
-            .await
-            .expect("compact");
+        let step = compact_once(&log, &shard).await;
         assert!(
             step.is_some(),
             "no victim among {} segments",
@@ -813,14 +811,7 @@ fn truncate_after_cuts_the_tail_and_keeps_relocated_records() {
                 .expect("put");
         }
         log.sync().await.expect("sync");
-        while let Some(p) = log
-            .compact_step(
-                |c| shard.borrow().liveness(c),
-                |r| shard.borrow_mut().relocate(&log, r),
-            )
-            .await
-            .expect("compact")
-        {
+        while let Some(p) = compact_once(&log, &shard).await {
             if p.finished {
                 break;
             }
@@ -1173,13 +1164,7 @@ fn random_ops_compaction_hints_and_crashes_keep_the_synced_state() {
                             shard.borrow_mut().touch(&log, &key, expiry).expect("touch");
                         }
                         16 | 17 => {
-                            let step = log
-                                .compact_step(
-                                    |c| shard.borrow().liveness(c),
-                                    |r| shard.borrow_mut().relocate(&log, r),
-                                )
-                                .await
-                                .expect("compact");
+                            let step = compact_once(&log, &shard).await;
                             tombstones += step.map_or(0, |p| p.tombstones);
                             if step.is_some_and(|p| p.finished) {
                                 synced = shard.borrow().clone(); // finishing syncs the log
@@ -1246,13 +1231,7 @@ fn compaction_keeps_tombstones_that_shadow_older_segments() {
         log.sync().await.expect("sync");
         let mut tombstones = 0;
         for _ in 0..100 {
-            let step = log
-                .compact_step(
-                    |c| shard.borrow().liveness(c),
-                    |r| shard.borrow_mut().relocate(&log, r),
-                )
-                .await
-                .expect("compact");
+            let step = compact_once(&log, &shard).await;
             let Some(p) = step else { break };
             tombstones += p.tombstones;
         }
