@@ -100,6 +100,19 @@ wait_port() {
     return 1
 }
 
+# wait_ringkv_ready DIR TRIES INTERVAL: waits (bounded) for the ringkv started as
+# SERVER_PID, writing to DIR/out and DIR/err, to print `ready`; sets SERVER_PORT.
+wait_ringkv_ready() {
+    local dir="$1" tries="$2" interval="$3" i
+    for ((i = 0; i < tries; i++)); do
+        grep -q ready "$dir/out" 2>/dev/null && break
+        kill -0 "$SERVER_PID" 2>/dev/null || { cat "$dir/err" >&2; return 1; }
+        sleep "$interval"
+    done
+    grep -q ready "$dir/out" || { log "ringkv did not get ready"; return 1; }
+    SERVER_PORT="$RINGKV_PORT"
+}
+
 # start_server KIND PLACEMENT: KIND is ringkv|redis|memcached; PLACEMENT is
 # "core" (server on CPU 0, one core) or "node" (every core, no pinning).
 start_server() {
@@ -129,13 +142,7 @@ start_server() {
             --data-dir "$SERVER_DIR/data" "${resp[@]}" ${RINGKV_SERVE_FLAGS---eviction lru} \
             >"$SERVER_DIR/out" 2>"$SERVER_DIR/err" &
         SERVER_PID=$!
-        for ((i = 0; i < 400; i++)); do
-            grep -q ready "$SERVER_DIR/out" 2>/dev/null && break
-            kill -0 "$SERVER_PID" 2>/dev/null || { cat "$SERVER_DIR/err" >&2; return 1; }
-            sleep 0.05
-        done
-        grep -q ready "$SERVER_DIR/out" || { log "ringkv did not get ready"; return 1; }
-        SERVER_PORT="$RINGKV_PORT"
+        wait_ringkv_ready "$SERVER_DIR" 400 0.05 || return 1
         ;;
     redis)
         "${pin[@]}" redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save '' \

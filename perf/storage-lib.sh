@@ -8,19 +8,13 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 # start_ringkv_flags DATA_DIR EXTRA_FLAGS...: one shard on CPU 0, waits for `ready`
 # (bounded). DATA_DIR is kept (the caller removes it) so restarts can reuse it.
 start_ringkv_flags() {
-    local dir="$1" i
+    local dir="$1"
     shift
     mkdir -p "$dir"
     taskset -c 0 "$RINGKV" serve --bind 127.0.0.1 --port "$RINGKV_PORT" --cores 1 \
         --no-resp --data-dir "$dir/data" "$@" >"$dir/out" 2>"$dir/err" &
     SERVER_PID=$!
-    for ((i = 0; i < 6000; i++)); do
-        grep -q ready "$dir/out" 2>/dev/null && break
-        kill -0 "$SERVER_PID" 2>/dev/null || { cat "$dir/err" >&2; return 1; }
-        sleep 0.01
-    done
-    grep -q ready "$dir/out" || { log "ringkv did not get ready"; return 1; }
-    SERVER_PORT="$RINGKV_PORT"
+    wait_ringkv_ready "$dir" 6000 0.01
 }
 
 # start_redis_flags DIR EXTRA_FLAGS...: Redis on CPU 0 with its files in DIR.

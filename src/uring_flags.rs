@@ -33,8 +33,8 @@ pub fn enable() {
 }
 
 /// How many rings were created with the flags so far.
-#[allow(dead_code)] // read by the test below
-pub fn cooperative_rings() -> u32 {
+#[cfg(test)]
+fn cooperative_rings() -> u32 {
     RINGS.load(Ordering::Relaxed)
 }
 

@@ -211,14 +211,7 @@ fn acknowledged_writes_survive_sigkill_under_load() {
     let acked_ops = Arc::new(AtomicU64::new(0));
     while cycle < CYCLES_MAX && started.elapsed() < RUN_TIME {
         let garbage = if cycle % 2 == 0 { "5" } else { "50" };
-        let flags = [
-            "--durability",
-            "sync",
-            "--segment-size-mib",
-            "1",
-            "--compact-garbage-percent",
-            garbage,
-        ];
+        let flags = common::small_segments(garbage);
         let mut node = Node::start_in(&data, 2, &flags)
             .unwrap_or_else(|e| panic!("seed {seed}: restart {cycle} failed: {e}"));
         verify(&node, &mut tracks, seed, cycle);

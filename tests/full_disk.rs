@@ -20,14 +20,7 @@ use ringkv::client::Client;
 use ringkv::proto::Status;
 
 const IMAGE_SIZE: &str = "64M";
-const FLAGS: [&str; 6] = [
-    "--durability",
-    "sync",
-    "--segment-size-mib",
-    "1",
-    "--compact-garbage-percent",
-    "100",
-];
+const FLAGS: [&str; 6] = common::small_segments("100");
 /// Writes of `VALUE_SIZE` bytes tried while the disk is full (8 MiB: several segments).
 const FULL_WRITES_MAX: usize = 2000;
 const VALUE_SIZE: usize = 4096;

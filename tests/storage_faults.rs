@@ -20,14 +20,7 @@ use ringkv::storage::{decode_record, HeaderBlock, RecordKind, SegmentHeader, HIN
 const KEYS: usize = 250;
 const ROUNDS: usize = 3;
 /// Compaction off (100% garbage never happens here), so records stay where written.
-const FLAGS: [&str; 6] = [
-    "--durability",
-    "sync",
-    "--segment-size-mib",
-    "1",
-    "--compact-garbage-percent",
-    "100",
-];
+const FLAGS: [&str; 6] = common::small_segments("100");
 
 /// Every acknowledged (value, version) of each key, oldest first.
 type History = HashMap<Vec<u8>, Vec<(Vec<u8>, u64)>>;

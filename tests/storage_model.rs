@@ -215,14 +215,7 @@ fn random_operations_with_restarts_and_compaction_match_the_model() {
         let pick = ["5", "25", "50"][rng.below(3) as usize];
         // Until compaction has finished a segment, use the lowest threshold.
         let garbage = if compactions == 0 { "5" } else { pick };
-        let flags = [
-            "--durability",
-            "sync",
-            "--segment-size-mib",
-            "1",
-            "--compact-garbage-percent",
-            garbage,
-        ];
+        let flags = common::small_segments(garbage);
         let mut node = Node::start_in(&data, 2, &flags)
             .unwrap_or_else(|e| panic!("seed {seed}: start of epoch {epoch} failed: {e}"));
         // Let 1 ms TTLs of the previous epoch pass for sure (not a readiness wait).

@@ -167,14 +167,6 @@ impl<T> Chunked<T> {
         self.len += 1;
         at
     }
-
-    /// Allocates the chunks `additional` more elements need.
-    fn reserve(&mut self, additional: usize) {
-        let needed = (self.len as usize + additional).div_ceil(CHUNK_LEN);
-        while self.chunks.len() < needed {
-            self.chunks.push(Vec::with_capacity(CHUNK_LEN));
-        }
-    }
 }
 
 /// Elements that are handed out by number and come back to a free list.
@@ -529,17 +521,6 @@ impl Index {
         }
     }
 
-    /// Makes room for `additional` more keys at once, so a bulk load (recovery) does
-    /// not regrow and rehash the table again and again.
-    pub fn reserve(&mut self, additional: usize) {
-        self.slab
-            .slots
-            .reserve(additional.saturating_sub(self.free.len()));
-        let (slab, hasher) = (&self.slab, &self.hasher);
-        self.table
-            .reserve(additional, |&s| hasher.hash_one(slab.key(s)));
-    }
-
     /// Inserts a key that is not present and returns its slot.
     pub fn insert(&mut self, entry: NewEntry<'_>) -> u32 {
         let key = entry.key;
@@ -849,10 +830,8 @@ mod tests {
     }
 
     #[test]
-    fn reserve_then_clear() {
+    fn clear_drops_every_key() {
         let mut index = Index::default();
-        index.reserve(100_000);
-        assert_eq!(index.slab.slots.chunks.len(), 2);
         for i in 0..1000 {
             index.insert(entry(format!("key:{i:012}").as_bytes()));
         }

@@ -255,19 +255,7 @@ fn parse_decimal(text: &[u8]) -> Option<(Big, i64, i64)> {
         return None;
     }
     if let Some(b'e' | b'E') = text.get(i) {
-        let (neg, digits) = match text.get(i + 1..)? {
-            [b'-', rest @ ..] => (true, rest),
-            [b'+', rest @ ..] => (false, rest),
-            rest => (false, rest),
-        };
-        if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
-            return None;
-        }
-        // Saturate: anything this large is out of range either way.
-        let e = digits.iter().fold(0i64, |acc, &d| {
-            (acc * 10 + i64::from(d - b'0')).min(1_000_000_000)
-        });
-        exp10 += if neg { -e } else { e };
+        exp10 += exponent(text.get(i + 1..)?, 1_000_000_000)?;
         i = text.len();
     }
     if i != text.len() {
@@ -285,6 +273,23 @@ fn parse_decimal(text: &[u8]) -> Option<(Big, i64, i64)> {
         }
     }
     Some((big, 0, exp10))
+}
+
+/// The rest of the text after `e`/`p`: `[+-]digits`, its value saturated at `cap`
+/// (anything that large is out of range either way); `None` if it is not that.
+fn exponent(text: &[u8], cap: i64) -> Option<i64> {
+    let (neg, digits) = match text {
+        [b'-', rest @ ..] => (true, rest),
+        [b'+', rest @ ..] => (false, rest),
+        rest => (false, rest),
+    };
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let e = digits
+        .iter()
+        .fold(0i64, |acc, &d| (acc * 10 + i64::from(d - b'0')).min(cap));
+    Some(if neg { -e } else { e })
 }
 
 /// `hexdigits[.hexdigits][p[+-]digits]` after `0x`, as strtold reads it.
@@ -319,18 +324,7 @@ fn parse_hex(text: &[u8]) -> Option<(Big, i64, i64)> {
         return None;
     }
     if let Some(b'p' | b'P') = text.get(i) {
-        let (neg, digits) = match text.get(i + 1..)? {
-            [b'-', rest @ ..] => (true, rest),
-            [b'+', rest @ ..] => (false, rest),
-            rest => (false, rest),
-        };
-        if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
-            return None;
-        }
-        let e = digits.iter().fold(0i64, |acc, &d| {
-            (acc * 10 + i64::from(d - b'0')).min(1_000_000)
-        });
-        exp2 += if neg { -e } else { e };
+        exp2 += exponent(text.get(i + 1..)?, 1_000_000)?;
         i = text.len();
     }
     (i == text.len()).then_some((big, exp2, 0))

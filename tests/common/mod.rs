@@ -23,6 +23,19 @@ pub struct Node {
     _dir: Option<tempfile::TempDir>,
 }
 
+/// Flags of a durable node with 1 MiB segments (so tests fill several quickly) and
+/// the given compaction threshold in percent ("100": compaction never runs).
+pub const fn small_segments(garbage_percent: &str) -> [&str; 6] {
+    [
+        "--durability",
+        "sync",
+        "--segment-size-mib",
+        "1",
+        "--compact-garbage-percent",
+        garbage_percent,
+    ]
+}
+
 /// A fresh data dir on the real disk (not tmpfs: O_DIRECT behaves differently there).
 pub fn temp_dir() -> tempfile::TempDir {
     tempfile::Builder::new()
