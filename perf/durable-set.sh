@@ -5,8 +5,8 @@
 #   redis-server --appendonly yes --appendfsync always
 # Placement "core": server on CPU 0, `ringkv bench` on CPU 1; alternated ROUNDS times.
 # Data dirs on /tmp (ext4 on the virtio disk). Besides the bench figures it records
-# ringkv's durable_waits, durable_wait_us and log_syncs over the run (writes per fsync,
-# mean group-commit wait).
+# ringkv's durable_waits, durable_wait_us, log writes and syncs over the run (client
+# writes per commit, mean commit time, mean group-commit wait).
 source "$(dirname "$0")/storage-lib.sh"
 if [[ "${SKIP_SETUP:-}" != 1 ]]; then ensure_tools; build; fi
 init_results
@@ -56,15 +56,24 @@ for line in open(sys.argv[1]):
     if m:
         stats[m.group(1)] = int(m.group(2))
 secs = int(sys.argv[2]) / 1e9
-waits, wait_us, syncs = stats.get("durable_waits", 0), stats.get("durable_wait_us", 0), stats.get("log_syncs", 0)
+waits, wait_us = stats.get("durable_waits", 0), stats.get("durable_wait_us", 0)
+writes, syncs = stats.get("log_flushes", 0), stats.get("log_syncs", 0)
+# A commit is one O_DSYNC write (write-through, the default in sync mode) or one
+# fdatasync covering earlier writes.
+commits = syncs or writes
 print(json.dumps({
     "seconds": secs,
     "durable_waits": waits,
     "durable_wait_us": wait_us,
     "mean_durable_wait_us": wait_us / waits if waits else None,
+    "log_writes": writes,
+    "log_write_us": stats.get("log_write_us", 0),
     "log_syncs": syncs,
-    "log_syncs_per_sec": syncs / secs,
-    "writes_per_sync": waits / syncs if syncs else None,
+    "log_sync_us": stats.get("log_sync_us", 0),
+    "commits_per_sec": commits / secs,
+    "writes_per_commit": waits / commits if commits else None,
+    "mean_commit_us": (stats.get("log_sync_us", 0) / syncs if syncs
+                       else stats.get("log_write_us", 0) / writes if writes else None),
 }))
 EOF
         else

@@ -78,10 +78,13 @@ def durable_extra(d):
         "ringkv group commit over each whole run (warmup included):",
         f"- mean durable wait: {med([r['mean_durable_wait_us'] for r in rs]):,.0f} us "
         f"(median of runs; {listing(rs, 'mean_durable_wait_us', ',.0f')})",
-        f"- log syncs/s: {med([r['log_syncs_per_sec'] for r in rs]):,.0f} "
-        f"({listing(rs, 'log_syncs_per_sec', ',.0f')})",
-        f"- writes per fsync: {med([r['writes_per_sync'] for r in rs]):.1f} "
-        f"({listing(rs, 'writes_per_sync', '.1f')})",
+        f"- commits/s: {med([r['commits_per_sec'] for r in rs]):,.0f} "
+        f"({listing(rs, 'commits_per_sec', ',.0f')})",
+        f"- client writes per commit: {med([r['writes_per_commit'] for r in rs]):.1f} "
+        f"({listing(rs, 'writes_per_commit', '.1f')})",
+        f"- mean commit time (device write + flush, as the log saw it): "
+        f"{med([r['mean_commit_us'] for r in rs]):,.0f} us "
+        f"({listing(rs, 'mean_commit_us', ',.0f')})",
     ]
 
 

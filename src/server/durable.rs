@@ -129,9 +129,13 @@ pub async fn open_shard(config: &Config, id: usize, cores: usize) -> Result<Node
         ));
     }
     let dir = config.data_dir.join(format!("shard-{id}"));
-    let disk = DmaDisk::open(&dir)
+    let mut disk = DmaDisk::open(&dir)
         .await
         .map_err(|e| format!("shard {id}: cannot open {}: {e}", dir.display()))?;
+    // Every write of a sync-mode log is a group commit that must reach stable storage:
+    // let the kernel follow it with the cache flush (O_DSYNC) instead of a separate
+    // fdatasync, one executor round trip less per commit.
+    disk.set_write_through(config.durability == Durability::Sync);
     // Recovery hands records in any order; they are folded per key into the index.
     let mut recovery = shard::Recovery::new(budget);
     let (log, report) = storage::Log::open(disk, id as u32, log_options(config), |rec, garbage| {
@@ -227,6 +231,8 @@ fn publish_log_counters(core: &Core, log: &storage::Log<DmaDisk>) {
     c.log_flushes.store(s.flushes, Relaxed);
     c.log_syncs.store(s.syncs, Relaxed);
     c.log_bytes_written.store(s.bytes_written, Relaxed);
+    c.log_write_us.store(s.write_us, Relaxed);
+    c.log_sync_us.store(s.sync_us, Relaxed);
     c.log_segments.store(u64::from(s.segments), Relaxed);
     c.disk_bytes.store(segments.len() as u64 * size, Relaxed);
     c.log_data_bytes.store(data, Relaxed);

@@ -56,6 +56,10 @@ counters! {
     log_syncs,
     /// Bytes the log has written (gauge).
     log_bytes_written,
+    /// Microseconds flushes spent writing (gauge; per flush: divide by `log_flushes`).
+    log_write_us,
+    /// Microseconds flushes spent in fdatasync (gauge; per sync: divide by `log_syncs`).
+    log_sync_us,
     /// Segment files (gauge).
     log_segments,
     /// Bytes of segment files on disk (gauge).

@@ -64,10 +64,6 @@ pub const COMPACT_STEP_BYTES: u32 = 1024 * 1024;
 /// Milliseconds between retries of a failed flush (disk full, I/O error).
 pub const FLUSH_RETRY_INTERVAL_MS: u64 = 1000;
 
-/// In mode `sync`, the longest a flush waits for the writers of the previous one to
-/// come back (group commit; see `Log::gather`), microseconds.
-pub const GATHER_WAIT_MAX_US: u64 = 500;
-
 /// In mode `None`, milliseconds between two lazy writes of the buffer.
 pub const LAZY_FLUSH_INTERVAL_MS: u64 = 1000;
 

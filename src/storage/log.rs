@@ -21,17 +21,18 @@ use super::format::{
     SegmentHeader,
 };
 use super::limits::{
-    align_down, align_up, BLOCK_SIZE, FLUSH_RETRY_INTERVAL_MS, FLUSH_WRITE_SIZE_MAX,
-    GATHER_WAIT_MAX_US, KEY_SIZE_MAX, LAZY_FLUSH_BYTES, LAZY_FLUSH_INTERVAL_MS, RECORD_ALIGN,
-    RECORD_HEADER_SIZE, SEGMENT_DATA_START, SEGMENT_SIZE_DEFAULT, SEGMENT_SIZE_MAX,
-    SEGMENT_SIZE_MIN, VALUE_SIZE_MAX, WRITE_BUFFER_SIZE_MAX,
+    align_down, align_up, BLOCK_SIZE, FLUSH_RETRY_INTERVAL_MS, FLUSH_WRITE_SIZE_MAX, KEY_SIZE_MAX,
+    LAZY_FLUSH_BYTES, LAZY_FLUSH_INTERVAL_MS, RECORD_ALIGN, RECORD_HEADER_SIZE, SEGMENT_DATA_START,
+    SEGMENT_SIZE_DEFAULT, SEGMENT_SIZE_MAX, SEGMENT_SIZE_MIN, VALUE_SIZE_MAX,
+    WRITE_BUFFER_SIZE_MAX,
 };
 
 /// When appended records reach the disk and when `wait_durable` returns.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SyncMode {
-    /// Group commit: the flusher writes and fdatasyncs as soon as there is work;
-    /// `wait_durable(seq)` returns once `seq` is synced.
+    /// Group commit: the flusher writes as soon as there is work and fdatasyncs what
+    /// it wrote, the next write overlapping the sync in flight; `wait_durable(seq)`
+    /// returns once `seq` is synced.
     Sync,
     /// The flusher writes and fdatasyncs every `interval_ms`; `wait_durable` returns at
     /// once (a crash loses up to one interval of acknowledged writes).
@@ -148,6 +149,10 @@ pub struct LogStats {
     pub syncs: u64,
     /// Bytes handed to the disk by flushes (tail blocks rewritten count again).
     pub bytes_written: u64,
+    /// Microseconds flushes spent writing (until the device took the data).
+    pub write_us: u64,
+    /// Microseconds flushes spent in fdatasync.
+    pub sync_us: u64,
     /// Highest seq appended.
     pub last_seq: u64,
     /// Highest seq written to the disk.
@@ -240,8 +245,14 @@ pub(super) struct State<F> {
     pub(super) pending: Vec<Pending>,
     /// Segments written since their last fdatasync.
     pub(super) dirty: BTreeSet<u32>,
+    /// A write phase (or a whole `flush`) runs: one at a time.
     pub(super) flushing: bool,
-    pub(super) failed: Option<StorageError>,
+    /// An fdatasync phase runs: one at a time, possibly beside a write.
+    pub(super) syncing: bool,
+    /// The last write failed (cleared by a successful write).
+    pub(super) write_failed: Option<StorageError>,
+    /// The last fdatasync failed (cleared by a successful one).
+    pub(super) sync_failed: Option<StorageError>,
     pub(super) spare: Option<(u32, F)>,
     pub(super) spare_creating: bool,
     pub(super) spare_error: Option<StorageError>,
@@ -252,19 +263,19 @@ pub(super) struct State<F> {
     pub(super) compacting: bool,
     /// Someone waits for a write (`wait_written`): the flusher writes now, whatever the mode.
     pub(super) write_wanted: bool,
-    pub(super) waiters: Vec<(u64, Waker)>,
+    /// `wait_durable` callers and the seq each waits for.
+    pub(super) durable_waiters: Vec<(u64, Waker)>,
+    /// `wait_written` callers and the seq each waits for.
+    pub(super) written_waiters: Vec<(u64, Waker)>,
     pub(super) idle_waiters: Vec<Waker>,
     pub(super) flusher_waker: Option<Waker>,
+    /// The sync stage of the flusher (mode `Sync`), waiting for written records.
+    pub(super) syncer_waker: Option<Waker>,
     pub(super) spare_waker: Option<Waker>,
     pub(super) rng: u64,
     /// Highest seq the hint file on disk covers (0: none).
     pub(super) hint_seq: u64,
     pub(super) compaction: Option<(u32, u32)>,
-    /// Group commit: records the next sync-mode flush waits for (see `gather`): those
-    /// of the last flush plus those that were pending when it ended.
-    pub(super) gather_target: u64,
-    /// Duration of the last flush with fdatasync, microseconds.
-    pub(super) last_sync_us: u64,
     pub(super) stats: LogStats,
 }
 
@@ -281,7 +292,9 @@ impl<F: Clone> State<F> {
             pending: Vec::new(),
             dirty: BTreeSet::new(),
             flushing: false,
-            failed: None,
+            syncing: false,
+            write_failed: None,
+            sync_failed: None,
             spare: None,
             spare_creating: false,
             spare_error: None,
@@ -289,15 +302,15 @@ impl<F: Clone> State<F> {
             exclusive: false,
             compacting: false,
             write_wanted: false,
-            waiters: Vec::new(),
+            durable_waiters: Vec::new(),
+            written_waiters: Vec::new(),
             idle_waiters: Vec::new(),
             flusher_waker: None,
+            syncer_waker: None,
             spare_waker: None,
             rng: seed,
             hint_seq: 0,
             compaction: None,
-            gather_target: 0,
-            last_sync_us: 0,
             stats: LogStats::default(),
         }
     }
@@ -314,11 +327,17 @@ impl<F: Clone> State<F> {
         z ^ (z >> 31)
     }
 
+    /// The error the log is failed with: appends are refused until the failed write or
+    /// sync succeeds on retry.
+    pub(super) fn failed(&self) -> Option<&StorageError> {
+        self.write_failed.as_ref().or(self.sync_failed.as_ref())
+    }
+
     pub(super) fn check_writable(&self) -> Result<(), StorageError> {
         if self.closed {
             return Err(StorageError::Closed);
         }
-        if let Some(e) = &self.failed {
+        if let Some(e) = self.failed() {
             return Err(e.clone());
         }
         if self.exclusive {
@@ -465,22 +484,27 @@ impl<F: Clone> State<F> {
         Ok(location)
     }
 
+    /// Wakes the waiters whose seq was reached, and all of them once the log is failed
+    /// or closed (they return the error).
     fn wake_waiters(&mut self) {
-        let failed = self.failed.is_some() || self.closed;
-        let reached = self.written_seq.max(self.durable_seq);
-        let mut keep = Vec::new();
-        for (seq, waker) in self.waiters.drain(..) {
-            if failed || seq <= reached {
-                waker.wake();
-            } else {
-                keep.push((seq, waker));
-            }
+        let all = self.failed().is_some() || self.closed;
+        let written = self.written_seq.max(self.durable_seq);
+        let durable = self.durable_seq;
+        for (waiters, reached) in [
+            (&mut self.written_waiters, written),
+            (&mut self.durable_waiters, durable),
+        ] {
+            waiters.retain(|(seq, waker)| {
+                let wake = all || *seq <= reached;
+                if wake {
+                    waker.wake_by_ref();
+                }
+                !wake
+            });
         }
-        self.waiters = keep;
     }
 
-    fn finish_flush(&mut self) {
-        self.flushing = false;
+    fn wake_idle(&mut self) {
         for w in self.idle_waiters.drain(..) {
             w.wake();
         }
@@ -516,14 +540,43 @@ impl<D: Disk> Clone for Log<D> {
     }
 }
 
-/// Resets `flushing` if a flush future is dropped half-way.
-struct FlushGuard<'a, F: Clone> {
+/// Holds `flushing` (a write phase) or `syncing` (an fdatasync phase) and releases it
+/// when dropped, also when the future is dropped half-way.
+struct PhaseGuard<'a, F: Clone> {
     state: &'a RefCell<State<F>>,
+    sync: bool,
 }
 
-impl<F: Clone> Drop for FlushGuard<'_, F> {
+impl<'a, F: Clone> PhaseGuard<'a, F> {
+    /// Waits until no phase of this kind runs, then takes it.
+    async fn acquire(state: &'a RefCell<State<F>>, sync: bool) -> PhaseGuard<'a, F> {
+        until(state, |st, waker| {
+            let busy = if sync {
+                &mut st.syncing
+            } else {
+                &mut st.flushing
+            };
+            if !*busy {
+                *busy = true;
+                return Some(());
+            }
+            st.idle_waiters.push(waker.clone());
+            None
+        })
+        .await;
+        PhaseGuard { state, sync }
+    }
+}
+
+impl<F: Clone> Drop for PhaseGuard<'_, F> {
     fn drop(&mut self) {
-        self.state.borrow_mut().finish_flush();
+        let mut st = self.state.borrow_mut();
+        if self.sync {
+            st.syncing = false;
+        } else {
+            st.flushing = false;
+        }
+        st.wake_idle();
     }
 }
 
@@ -593,13 +646,13 @@ impl<D: Disk> Log<D> {
             if seq <= reached {
                 return Some(Ok(()));
             }
-            if let Some(e) = &st.failed {
+            if let Some(e) = st.failed() {
                 return Some(Err(e.clone()));
             }
             if st.closed {
                 return Some(Err(StorageError::Closed));
             }
-            st.waiters.push((seq, waker.clone()));
+            st.durable_waiters.push((seq, waker.clone()));
             None
         })
         .await
@@ -612,7 +665,7 @@ impl<D: Disk> Log<D> {
             if seq <= st.written_seq.max(st.durable_seq) {
                 return Some(Ok(()));
             }
-            if let Some(e) = &st.failed {
+            if let Some(e) = st.failed() {
                 return Some(Err(e.clone()));
             }
             if st.closed {
@@ -622,7 +675,7 @@ impl<D: Disk> Log<D> {
             if let Some(w) = st.flusher_waker.take() {
                 w.wake();
             }
-            st.waiters.push((seq, waker.clone()));
+            st.written_waiters.push((seq, waker.clone()));
             None
         })
         .await
@@ -640,9 +693,13 @@ impl<D: Disk> Log<D> {
         let mut st = self.inner.state.borrow_mut();
         st.closed = true;
         st.wake_waiters();
-        for w in [st.flusher_waker.take(), st.spare_waker.take()]
-            .into_iter()
-            .flatten()
+        for w in [
+            st.flusher_waker.take(),
+            st.syncer_waker.take(),
+            st.spare_waker.take(),
+        ]
+        .into_iter()
+        .flatten()
         {
             w.wake();
         }
@@ -659,16 +716,17 @@ impl<D: Disk> Log<D> {
 
     async fn flush_loop(self) {
         let mode = self.inner.options.sync_mode;
+        if mode == SyncMode::Sync {
+            let syncer = self.clone();
+            futures_lite::future::zip(self.write_loop(), syncer.sync_loop()).await;
+            return;
+        }
         loop {
             match mode {
-                SyncMode::Sync => {
-                    self.work_ready(1).await;
-                    self.gather().await;
-                }
                 SyncMode::Periodic { interval_ms } => {
                     glommio::timer::sleep(Duration::from_millis(interval_ms)).await
                 }
-                SyncMode::None => {
+                _ => {
                     let timer =
                         glommio::timer::sleep(Duration::from_millis(LAZY_FLUSH_INTERVAL_MS));
                     futures_lite::future::or(timer, self.work_ready(u64::from(LAZY_FLUSH_BYTES)))
@@ -684,37 +742,40 @@ impl<D: Disk> Log<D> {
         }
     }
 
-    /// Group commit in sync mode. Writers acknowledged by one flush send their next
-    /// write while the following flush runs without them, so with a fixed set of writers
-    /// the flushes alternate between two halves of it. Before flushing, wait until as
-    /// many records are pending as the last flush took plus what was pending when it
-    /// ended (the writers seen lately), but never longer than half the last flush's
-    /// duration (at most `GATHER_WAIT_MAX_US`): a lone writer, or one that went
-    /// quiet, costs at most that.
-    async fn gather(&self) {
-        let (target, wait_us) = {
-            let st = self.inner.state.borrow();
-            (
-                st.gather_target,
-                (st.last_sync_us / 2).min(GATHER_WAIT_MAX_US),
-            )
-        };
-        if target <= 1 || wait_us == 0 {
-            return;
-        }
-        let enough = until(&self.inner.state, |st, waker| {
-            let pending = st.last_seq() - st.written_seq.max(st.durable_seq);
-            if st.closed || st.write_wanted || pending >= target {
-                return Some(());
+    /// Group commit, first stage: writes whatever was appended, one write at a time.
+    /// Records appended while a write is in flight go together in the next one.
+    async fn write_loop(self) {
+        loop {
+            self.work_ready(1).await;
+            if self.inner.state.borrow().closed {
+                return;
             }
-            st.flusher_waker = Some(waker.clone());
-            None
-        });
-        futures_lite::future::or(
-            enough,
-            glommio::timer::sleep(Duration::from_micros(wait_us)),
-        )
-        .await;
+            if self.flush(false).await.is_err() {
+                glommio::timer::sleep(Duration::from_millis(FLUSH_RETRY_INTERVAL_MS)).await;
+            }
+        }
+    }
+
+    /// Group commit, second stage: fdatasyncs what the writes put on the disk, one sync
+    /// at a time, while the next write already runs. One sync acknowledges every record
+    /// written before it started.
+    async fn sync_loop(self) {
+        loop {
+            until(&self.inner.state, |st, waker| {
+                if st.closed || !st.dirty.is_empty() {
+                    return Some(());
+                }
+                st.syncer_waker = Some(waker.clone());
+                None
+            })
+            .await;
+            if self.inner.state.borrow().closed {
+                return;
+            }
+            if self.sync_written().await.is_err() {
+                glommio::timer::sleep(Duration::from_millis(FLUSH_RETRY_INTERVAL_MS)).await;
+            }
+        }
     }
 
     /// Resolves when at least `bytes` wait to be written, or the log is closed.
@@ -802,20 +863,12 @@ impl<D: Disk> Log<D> {
         Ok(file)
     }
 
-    /// One flush: waits for a flush in flight, snapshots the write buffer, writes it
-    /// (rewriting the partial tail block whole), fdatasyncs if asked, then acknowledges.
+    /// One flush: waits for a write phase in flight, snapshots the write buffer, writes
+    /// it (rewriting the partial tail block whole), and if asked fdatasyncs everything
+    /// written so far (after a sync in flight), then acknowledges.
     pub(super) async fn flush(&self, fsync: bool) -> Result<(), StorageError> {
         let state = &self.inner.state;
-        until(state, |st, waker| {
-            if !st.flushing {
-                st.flushing = true;
-                return Some(());
-            }
-            st.idle_waiters.push(waker.clone());
-            None
-        })
-        .await;
-        let _guard = FlushGuard { state };
+        let _write_phase = PhaseGuard::acquire(state, false).await;
         let (mut jobs, upto) = {
             let st = state.borrow();
             let jobs: Vec<Job<D::File>> = st
@@ -837,55 +890,46 @@ impl<D: Disk> Log<D> {
                     }
                 })
                 .collect();
-            if jobs.is_empty() && (!fsync || st.dirty.is_empty()) && st.failed.is_none() {
-                return Ok(());
-            }
             (jobs, st.last_seq())
         };
-        state.borrow_mut().write_wanted = false;
-        let started = Instant::now();
-        let result = self.write_jobs(&mut jobs, fsync).await;
-        let mut st = state.borrow_mut();
-        match result {
-            Ok(synced) => {
-                if fsync {
-                    st.last_sync_us = started.elapsed().as_micros() as u64;
-                    let before = st.written_seq.max(st.durable_seq);
-                    st.gather_target = upto.saturating_sub(before) + (st.last_seq() - upto);
-                }
-                for job in &jobs {
-                    st.dirty.insert(job.segment);
-                    st.stats.bytes_written += job.data.len() as u64;
-                    complete_pending(&mut st, job.segment, job.len);
-                }
-                if fsync {
-                    st.stats.syncs += synced;
-                    st.dirty.clear();
-                    st.durable_seq = st.durable_seq.max(upto);
-                }
-                st.written_seq = st.written_seq.max(upto);
-                st.stats.flushes += 1;
-                st.stats.written_seq = st.written_seq;
-                st.stats.durable_seq = st.durable_seq;
-                st.failed = None;
+        if !jobs.is_empty() || state.borrow().write_failed.is_some() {
+            state.borrow_mut().write_wanted = false;
+            let started = Instant::now();
+            let result = self.write_jobs(&mut jobs).await;
+            let mut st = state.borrow_mut();
+            if let Err(e) = result {
+                st.write_failed = Some(e.clone());
                 st.wake_waiters();
-                Ok(())
+                return Err(e);
             }
-            Err(e) => {
-                st.failed = Some(e.clone());
-                st.wake_waiters();
-                Err(e)
+            st.stats.write_us += started.elapsed().as_micros() as u64;
+            let write_through = self.inner.disk.write_through();
+            for job in &jobs {
+                if !write_through {
+                    st.dirty.insert(job.segment);
+                }
+                st.stats.bytes_written += job.data.len() as u64;
+                complete_pending(&mut st, job.segment, job.len);
+            }
+            st.written_seq = st.written_seq.max(upto);
+            if write_through {
+                st.durable_seq = st.durable_seq.max(upto);
+            }
+            st.stats.flushes += 1;
+            st.write_failed = None;
+            st.wake_waiters();
+            if let Some(w) = st.syncer_waker.take() {
+                w.wake();
             }
         }
+        if fsync {
+            self.sync_written().await?;
+        }
+        Ok(())
     }
 
-    /// Writes the jobs, then syncs them and every dirty segment if asked. Returns the
-    /// number of fdatasyncs.
-    async fn write_jobs(
-        &self,
-        jobs: &mut [Job<D::File>],
-        fsync: bool,
-    ) -> Result<u64, StorageError> {
+    /// Writes the jobs (creating a segment file the spare did not provide).
+    async fn write_jobs(&self, jobs: &mut [Job<D::File>]) -> Result<(), StorageError> {
         let disk = &self.inner.disk;
         for job in jobs.iter_mut() {
             let file = match &job.file {
@@ -904,25 +948,44 @@ impl<D: Disk> Log<D> {
                 disk.write_at(&file, pos, chunk).await?;
             }
         }
-        if !fsync {
-            return Ok(0);
-        }
-        let files: Vec<D::File> = {
-            let st = self.inner.state.borrow();
-            let ids: BTreeSet<u32> = st
-                .dirty
+        Ok(())
+    }
+
+    /// Fdatasyncs every segment written since its last sync (after a sync in flight),
+    /// then marks durable every record those writes held.
+    async fn sync_written(&self) -> Result<(), StorageError> {
+        let state = &self.inner.state;
+        let _sync_phase = PhaseGuard::acquire(state, true).await;
+        let (ids, files, upto) = {
+            let mut st = state.borrow_mut();
+            let ids = std::mem::take(&mut st.dirty);
+            let files: Vec<D::File> = ids
                 .iter()
-                .copied()
-                .chain(jobs.iter().map(|j| j.segment))
-                .collect();
-            ids.iter()
                 .filter_map(|id| st.segments.get(id)?.file.clone())
-                .collect()
+                .collect();
+            (ids, files, st.written_seq)
         };
+        let started = Instant::now();
+        let mut result = Ok(());
         for file in &files {
-            disk.sync(file).await?;
+            result = self.inner.disk.sync(file).await;
+            if result.is_err() {
+                break;
+            }
         }
-        Ok(files.len() as u64)
+        let mut st = state.borrow_mut();
+        if let Err(e) = result {
+            st.dirty.extend(ids);
+            st.sync_failed = Some(e.clone());
+            st.wake_waiters();
+            return Err(e);
+        }
+        st.stats.syncs += files.len() as u64;
+        st.stats.sync_us += started.elapsed().as_micros() as u64;
+        st.durable_seq = st.durable_seq.max(upto);
+        st.sync_failed = None;
+        st.wake_waiters();
+        Ok(())
     }
 
     /// Reads a record back: from the write buffer if it is still there, else by a DMA
@@ -996,7 +1059,7 @@ impl<D: Disk> Log<D> {
         stats.durable_seq = st.durable_seq;
         stats.segments = st.segments.len() as u32;
         stats.unwritten_bytes = st.unwritten_bytes();
-        stats.failed = st.failed.clone();
+        stats.failed = st.failed().cloned();
         stats
     }
 

@@ -69,6 +69,7 @@ struct SimState {
     names_durable: BTreeMap<String, u64>,
     next_id: u64,
     stats: SimStats,
+    write_through: bool,
 }
 
 impl SimState {
@@ -144,10 +145,16 @@ impl SimDisk {
             names_durable: BTreeMap::new(),
             next_id: 1,
             stats: SimStats::default(),
+            write_through: false,
         };
         SimDisk {
             state: Rc::new(RefCell::new(state)),
         }
+    }
+
+    /// Makes every completed write durable at once (a file opened with O_DSYNC).
+    pub fn set_write_through(&self, on: bool) {
+        self.state.borrow_mut().write_through = on;
     }
 
     /// Replaces the faults to inject from now on.
@@ -306,9 +313,14 @@ impl Disk for SimDisk {
             bytes.truncate(kept);
             st.stats.faults_injected += 1;
         }
+        let write_through = st.write_through && torn.is_none();
         let f = st.file(*file)?;
         apply(&mut f.data, pos, &bytes);
-        f.unsynced.push((pos, bytes));
+        if write_through {
+            apply(&mut f.durable, pos, &bytes);
+        } else {
+            f.unsynced.push((pos, bytes));
+        }
         if torn.is_some() {
             return Err(StorageError::from_errno("write", libc::EIO));
         }
@@ -347,6 +359,10 @@ impl Disk for SimDisk {
         }
         st.stats.syncs += 1;
         Ok(())
+    }
+
+    fn write_through(&self) -> bool {
+        self.state.borrow().write_through
     }
 
     async fn remove(&self, name: &str) -> Result<(), StorageError> {

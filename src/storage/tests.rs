@@ -407,7 +407,7 @@ fn zeroed_block_and_truncated_segment_lose_exactly_what_they_held() {
 #[test]
 fn crash_loses_only_unsynced_writes_never_acknowledged_ones() {
     let damaged_runs = (0..40u64)
-        .filter(|seed| run_crash_scenario(*seed) > 0)
+        .filter(|seed| run_crash_scenario(*seed, false) > 0)
         .count();
     assert!(
         damaged_runs > 5,
@@ -415,12 +415,21 @@ fn crash_loses_only_unsynced_writes_never_acknowledged_ones() {
     );
 }
 
+#[test]
+fn crash_of_a_write_through_disk_loses_nothing_written() {
+    for seed in 0..20u64 {
+        run_crash_scenario(seed, true);
+    }
+}
+
 /// Random puts/deletes, syncs and unsynced writes, then crashes with torn writes; returns
-/// the bytes recovery had to cut or skip.
-fn run_crash_scenario(seed: u64) -> u64 {
+/// the bytes recovery had to cut or skip. On a write-through disk every write counts as
+/// acknowledged, synced or not.
+fn run_crash_scenario(seed: u64, write_through: bool) -> u64 {
     {
         block_on(async {
             let disk = SimDisk::new(seed);
+            disk.set_write_through(write_through);
             disk.set_faults(SimFaults {
                 crash_torn_per_mille: 500,
                 ..SimFaults::default()
@@ -878,6 +887,53 @@ fn group_commit_shares_one_fdatasync_among_many_waiters() {
 }
 
 #[test]
+fn write_through_acknowledges_on_write_completion_without_fdatasync() {
+    executor().run(async {
+        let disk = SimDisk::new(7);
+        disk.set_write_through(true);
+        let (log, _) = Log::open(disk.clone(), 1, options(SyncMode::Sync), |_, _| {})
+            .await
+            .expect("open");
+        glommio::spawn_local(log.clone().run_flusher()).detach();
+        let mut last = 0;
+        for round in 0..20u32 {
+            let tasks: Vec<_> = (0..10u32)
+                .map(|i| {
+                    let log = log.clone();
+                    glommio::spawn_local(async move {
+                        let key = format!("k{round}-{i}");
+                        let a = log.append(Op::Put {
+                            key: key.as_bytes(),
+                            value: b"v",
+                            expiry_ms: 0,
+                        })?;
+                        log.wait_durable(a.seq).await.map(|()| a.seq)
+                    })
+                })
+                .collect();
+            for t in tasks {
+                last = last.max(t.await.expect("durable"));
+            }
+        }
+        let stats = log.stats();
+        assert_eq!(stats.durable_seq, last);
+        assert_eq!((stats.syncs, disk.stats().syncs), (0, 0));
+        assert!(
+            (1..=40).contains(&stats.flushes),
+            "{} writes for 20 rounds of 10 waiters",
+            stats.flushes
+        );
+        // What was acknowledged survives a power cut with no sync ever issued.
+        disk.crash();
+        let mut seen = 0;
+        Log::open(disk, 1, options(SyncMode::Sync), |_, _| seen += 1)
+            .await
+            .expect("reopen");
+        assert_eq!(seen, last);
+    });
+}
+
+#[test]
 fn flusher_hands_no_space_to_waiters_then_retries() {
     executor().run(async {
         let disk = SimDisk::new(4);
@@ -928,6 +984,15 @@ fn flusher_hands_no_space_to_waiters_then_retries() {
 
 #[test]
 fn dma_log_on_a_fresh_directory_survives_reopen() {
+    dma_log_survives_reopen(false);
+}
+
+#[test]
+fn dma_log_with_write_through_survives_reopen() {
+    dma_log_survives_reopen(true);
+}
+
+fn dma_log_survives_reopen(write_through: bool) {
     let dir = tempfile::Builder::new()
         .prefix("ringkv-storage-")
         .tempdir_in("/tmp")
@@ -938,9 +1003,10 @@ fn dma_log_on_a_fresh_directory_survives_reopen() {
             segment_size: 1 << 20,
             ..LogOptions::default()
         };
-        let disk = DmaDisk::open(&path)
+        let mut disk = DmaDisk::open(&path)
             .await
             .expect("dma disk on an empty dir");
+        disk.set_write_through(write_through);
         let (log, report) = Log::open(disk, 0, opts.clone(), |_, _| {})
             .await
             .expect("open");
@@ -967,7 +1033,14 @@ fn dma_log_on_a_fresh_directory_survives_reopen() {
                 (format!("k{i}").as_bytes(), &value(i as u32, 700)[..])
             );
         }
-        assert!(log.stats().segments >= 2);
+        let stats = log.stats();
+        assert!(stats.segments >= 2);
+        assert_eq!(
+            stats.syncs == 0,
+            write_through,
+            "fdatasyncs: {}",
+            stats.syncs
+        );
         log.close().await.expect("close");
 
         let disk = DmaDisk::open(&path).await.expect("reopen dir");
