@@ -138,11 +138,10 @@ pub async fn open_shard(config: &Config, id: usize, cores: usize) -> Result<Node
     disk.set_write_through(config.durability == Durability::Sync);
     // Recovery hands records in any order; they are folded per key into the index.
     let mut recovery = shard::Recovery::new(budget);
-    let (log, report) = storage::Log::open(disk, id as u32, log_options(config), |rec, garbage| {
-        recovery.apply(rec, garbage);
-    })
-    .await
-    .map_err(|e| format!("shard {id}: recovery of {} failed: {e}", dir.display()))?;
+    let (log, report) =
+        storage::Log::open_into(disk, id as u32, log_options(config), &mut recovery)
+            .await
+            .map_err(|e| format!("shard {id}: recovery of {} failed: {e}", dir.display()))?;
     let (mut shard, expired) =
         Shard::recovered(NodeLog::Durable(log), SystemClock, policy, recovery);
     shard.recovered_to(report.last_seq);

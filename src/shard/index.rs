@@ -521,6 +521,15 @@ impl Index {
         }
     }
 
+    /// Makes room in the table for `additional` more keys at once, so a bulk load
+    /// (recovery from a hint) does not regrow it again and again: each rehash reads
+    /// every key back from the slab, a cache miss per key.
+    pub fn reserve(&mut self, additional: usize) {
+        let (slab, hasher) = (&self.slab, &self.hasher);
+        self.table
+            .reserve(additional, |&s| hasher.hash_one(slab.key(s)));
+    }
+
     /// Inserts a key that is not present and returns its slot.
     pub fn insert(&mut self, entry: NewEntry<'_>) -> u32 {
         let key = entry.key;
@@ -840,5 +849,21 @@ mod tests {
         assert!(index.is_empty());
         assert_eq!(index.slot_count(), 0);
         assert_eq!(index.find(b"key:000000000999"), None);
+    }
+
+    #[test]
+    fn reserve_keeps_every_key_findable() {
+        let mut index = Index::default();
+        for i in 0..1000 {
+            index.insert(entry(format!("key:{i:012}").as_bytes()));
+        }
+        index.reserve(50_000);
+        for i in 1000..50_000 {
+            index.insert(entry(format!("key:{i:012}").as_bytes()));
+        }
+        for i in (0..50_000).step_by(7) {
+            assert_eq!(index.find(format!("key:{i:012}").as_bytes()), Some(i));
+        }
+        assert_eq!(index.len(), 50_000);
     }
 }

@@ -14,7 +14,7 @@ use bytes::Bytes;
 use super::index::{Entry, Index, NewEntry};
 use super::{CachePolicy, Clock, Log, Shard};
 use crate::storage::limits::RECORD_HEADER_SIZE;
-use crate::storage::{Garbage, KeyState, RecordKind, Recovered};
+use crate::storage::{Garbage, KeyState, RecordKind, Recovered, RecoverySink};
 
 /// An index being rebuilt from recovered records.
 pub struct Recovery {
@@ -98,6 +98,18 @@ impl Recovery {
                 self.index.set_record(slot, 0, 0, None);
             }
         }
+    }
+}
+
+impl RecoverySink for &mut Recovery {
+    fn expect(&mut self, records: u64) {
+        // A hint lists each key once (a Touch may add a second entry for a key).
+        self.index
+            .reserve(usize::try_from(records).unwrap_or(usize::MAX));
+    }
+
+    fn record(&mut self, record: &Recovered<'_>, garbage: &mut Garbage) {
+        self.apply(record, garbage);
     }
 }
 

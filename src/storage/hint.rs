@@ -166,6 +166,11 @@ impl Hint {
     }
 
     /// The live records, in the order they were pushed.
+    /// Number of entries listed.
+    pub(super) fn entry_count(&self) -> u64 {
+        self.entry_count
+    }
+
     pub(super) fn entries(&self) -> impl Iterator<Item = Result<HintEntry<'_>, &'static str>> {
         let mut at = self.entries_at;
         (0..self.entry_count).map(move |_| {
@@ -187,7 +192,7 @@ pub(super) async fn read_hint<D: Disk>(disk: &D, shard_id: u32) -> Result<Option
     if size > HINT_SIZE_MAX || size % u64::from(BLOCK_SIZE) != 0 {
         return Err(format!("hint file size {size} invalid"));
     }
-    let mut bytes = Vec::new();
+    let mut bytes = Vec::with_capacity(size as usize);
     while (bytes.len() as u64) < size {
         let len = (size - bytes.len() as u64).min(u64::from(SCAN_READ_SIZE)) as u32;
         let chunk = disk

@@ -68,6 +68,6 @@ pub use self::format::{
 };
 pub use self::hint::{HintBuilder, HINT_FILE_NAME, HINT_TEMP_FILE_NAME};
 pub use self::log::{Appended, Log, LogOptions, LogStats, Op, SegmentInfo, SyncMode};
-pub use self::recovery::{Garbage, KeyState, Recovered, RecoveryReport};
+pub use self::recovery::{Garbage, KeyState, Recovered, RecoveryReport, RecoverySink};
 pub use self::sim::{SimDisk, SimFaults, SimStats};
 pub use self::truncate::TruncateReport;

@@ -36,6 +36,26 @@ pub struct Recovered<'a> {
     pub location: Location,
 }
 
+/// What `Log::open_into` hands the recovered records to: the shard's index being
+/// rebuilt.
+pub trait RecoverySink {
+    /// Called once before any record when a hint is used, with the number of records
+    /// it lists: room to reserve for a bulk load.
+    fn expect(&mut self, _records: u64) {}
+
+    /// Folds one recovered record in; superseded records go to `garbage`.
+    fn record(&mut self, record: &Recovered<'_>, garbage: &mut Garbage);
+}
+
+/// A closure as a sink (`Log::open`).
+struct EachRecord<F>(F);
+
+impl<F: FnMut(&Recovered<'_>, &mut Garbage)> RecoverySink for EachRecord<F> {
+    fn record(&mut self, record: &Recovered<'_>, garbage: &mut Garbage) {
+        (self.0)(record, garbage)
+    }
+}
+
 /// What `Log::open` found and did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RecoveryReport {
@@ -302,7 +322,7 @@ async fn scan_segment<D: Disk>(
     from: u32,
     report: &mut RecoveryReport,
     max_seq: &mut u64,
-    on_record: &mut impl FnMut(&Recovered<'_>, &mut Garbage),
+    sink: &mut impl RecoverySink,
     garbage: &mut Garbage,
 ) -> Result<Scanned, StorageError> {
     let mut win = Window::new(seg.file.clone(), seg.limit);
@@ -351,7 +371,7 @@ async fn scan_segment<D: Disk>(
                         length: size,
                     },
                 };
-                on_record(&recovered, garbage);
+                sink.record(&recovered, garbage);
             }
             ScanItem::Damaged { pos, size } => {
                 damage.0 += 1;
@@ -380,7 +400,18 @@ impl<D: Disk> Log<D> {
         disk: D,
         shard_id: u32,
         options: LogOptions,
-        mut on_record: impl FnMut(&Recovered<'_>, &mut Garbage),
+        on_record: impl FnMut(&Recovered<'_>, &mut Garbage),
+    ) -> Result<(Log<D>, RecoveryReport), StorageError> {
+        Self::open_into(disk, shard_id, options, EachRecord(on_record)).await
+    }
+
+    /// `open`, handing the records to a sink that is also told, before them, how many
+    /// the hint lists.
+    pub async fn open_into(
+        disk: D,
+        shard_id: u32,
+        options: LogOptions,
+        mut sink: impl RecoverySink,
     ) -> Result<(Log<D>, RecoveryReport), StorageError> {
         options.validate()?;
         let started = Instant::now();
@@ -404,12 +435,13 @@ impl<D: Disk> Log<D> {
             report.hint_used = true;
             st.hint_seq = hint.last_seq;
             max_seq = hint.last_seq;
+            sink.expect(hint.entry_count());
             yield_hint(
                 hint,
                 &opened,
                 &mut report,
                 &mut live_bytes,
-                &mut on_record,
+                &mut sink,
                 &mut garbage,
             )?;
         }
@@ -432,7 +464,7 @@ impl<D: Disk> Log<D> {
                     from,
                     &mut report,
                     &mut max_seq,
-                    &mut on_record,
+                    &mut sink,
                     &mut garbage,
                 )
                 .await?;
@@ -515,7 +547,7 @@ fn yield_hint<F>(
     opened: &[Opened<F>],
     report: &mut RecoveryReport,
     live_bytes: &mut BTreeMap<u32, u64>,
-    on_record: &mut impl FnMut(&Recovered<'_>, &mut Garbage),
+    sink: &mut impl RecoverySink,
     garbage: &mut Garbage,
 ) -> Result<(), StorageError> {
     for entry in hint.entries() {
@@ -541,7 +573,7 @@ fn yield_hint<F>(
             value: None,
             location: entry.location,
         };
-        on_record(&recovered, garbage);
+        sink.record(&recovered, garbage);
     }
     Ok(())
 }
