@@ -54,7 +54,8 @@ fn key(i: usize) -> Vec<u8> {
 
 impl Model {
     /// One random operation on key `i`, checked against the model and applied to it.
-    fn step(&mut self, client: &mut Client, i: usize, rng: &mut Rng, ctx: &str) {
+    /// SET values are 100 bytes to `value_max`.
+    fn step(&mut self, client: &mut Client, i: usize, value_max: u64, rng: &mut Rng, ctx: &str) {
         let k = key(i);
         let entry = &mut self.entries[i];
         if matches!(entry, Entry::Doomed) {
@@ -76,7 +77,7 @@ impl Model {
                     _ => None,
                 };
                 let mut value = format!("{i}:{}:", rng.next_u64()).into_bytes();
-                value.resize(rng.range(100, 6000) as usize, b'v');
+                value.resize(rng.range(100, value_max) as usize, b'v');
                 let v = client.set(&k, &value, ttl).expect(ctx);
                 assert!(v > live_version.unwrap_or(0), "{ctx}: version went back");
                 *entry = match ttl {
@@ -222,11 +223,16 @@ fn random_operations_with_restarts_and_compaction_match_the_model() {
         std::thread::sleep(Duration::from_millis(3));
         model.check(&node, &format!("seed {seed} epoch {epoch} after restart"));
         let mut client = Client::connect(node.addr(), Duration::from_secs(5)).expect("connect");
+        // Compaction needs a sealed segment, so until one has been compacted, write
+        // values large enough to fill a 1 MiB segment per shard every epoch, however
+        // few operations a slow machine gets through.
+        let value_max = if compactions == 0 { 60_000 } else { 6_000 };
         for n in 0..rng.range(200, 800) {
             let i = rng.below(KEYS as u64) as usize;
             model.step(
                 &mut client,
                 i,
+                value_max,
                 &mut rng,
                 &format!("seed {seed} epoch {epoch} op {n}"),
             );
