@@ -32,11 +32,13 @@ fn tempdir() -> tempfile::TempDir {
         .expect("tempdir under /tmp")
 }
 
-/// Opens an empty log in `dir` and starts its flusher on `ex`.
+/// Opens an empty log in `dir`, the way a node does, and starts its flusher on `ex`.
 fn open_log(ex: &LocalExecutor, dir: &std::path::Path, mode: SyncMode) -> Log<DmaDisk> {
     let path = dir.join("shard-0");
     ex.run(async move {
-        let disk = DmaDisk::open(&path).await.expect("dma disk");
+        let mut disk = DmaDisk::open(&path).await.expect("dma disk");
+        // As a node opens it: O_DSYNC segments in sync mode.
+        disk.set_write_through(mode == SyncMode::Sync);
         let options = LogOptions {
             sync_mode: mode,
             ..LogOptions::default()

@@ -30,9 +30,11 @@ use super::limits::{
 /// When appended records reach the disk and when `wait_durable` returns.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SyncMode {
-    /// Group commit: the flusher writes as soon as there is work and fdatasyncs what
-    /// it wrote, the next write overlapping the sync in flight; `wait_durable(seq)`
-    /// returns once `seq` is synced.
+    /// Group commit: the flusher writes as soon as there is work; records appended
+    /// meanwhile go in the next write. On a write-through disk (`Disk::write_through`,
+    /// how a node opens it) a completed write is durable; otherwise the flusher also
+    /// fdatasyncs what was written, the next write overlapping the sync in flight.
+    /// `wait_durable(seq)` returns once `seq` is durable.
     Sync,
     /// The flusher writes and fdatasyncs every `interval_ms`; `wait_durable` returns at
     /// once (a crash loses up to one interval of acknowledged writes).

@@ -842,6 +842,26 @@ fn truncate_after_cuts_the_tail_and_keeps_relocated_records() {
     });
 }
 
+/// One task per key, all started at once: append a one-byte Put, wait until it is
+/// durable, return its seq.
+fn durable_puts(
+    log: &Log<SimDisk>,
+    keys: impl Iterator<Item = String>,
+) -> Vec<glommio::Task<Result<u64, StorageError>>> {
+    keys.map(|key| {
+        let log = log.clone();
+        glommio::spawn_local(async move {
+            let a = log.append(Op::Put {
+                key: key.as_bytes(),
+                value: b"v",
+                expiry_ms: 0,
+            })?;
+            log.wait_durable(a.seq).await.map(|()| a.seq)
+        })
+    })
+    .collect()
+}
+
 #[test]
 fn group_commit_shares_one_fdatasync_among_many_waiters() {
     executor().run(async {
@@ -854,21 +874,7 @@ fn group_commit_shares_one_fdatasync_among_many_waiters() {
             .await
             .expect("open");
         glommio::spawn_local(log.clone().run_flusher()).detach();
-        let tasks: Vec<_> = (0..200u32)
-            .map(|i| {
-                let log = log.clone();
-                glommio::spawn_local(async move {
-                    let key = format!("k{i}");
-                    let a = log.append(Op::Put {
-                        key: key.as_bytes(),
-                        value: b"v",
-                        expiry_ms: 0,
-                    })?;
-                    log.wait_durable(a.seq).await.map(|()| a.seq)
-                })
-            })
-            .collect();
-        for t in tasks {
+        for t in durable_puts(&log, (0..200).map(|i| format!("k{i}"))) {
             let seq = t.await.expect("durable");
             assert!(seq <= log.stats().durable_seq);
         }
@@ -897,21 +903,7 @@ fn write_through_acknowledges_on_write_completion_without_fdatasync() {
         glommio::spawn_local(log.clone().run_flusher()).detach();
         let mut last = 0;
         for round in 0..20u32 {
-            let tasks: Vec<_> = (0..10u32)
-                .map(|i| {
-                    let log = log.clone();
-                    glommio::spawn_local(async move {
-                        let key = format!("k{round}-{i}");
-                        let a = log.append(Op::Put {
-                            key: key.as_bytes(),
-                            value: b"v",
-                            expiry_ms: 0,
-                        })?;
-                        log.wait_durable(a.seq).await.map(|()| a.seq)
-                    })
-                })
-                .collect();
-            for t in tasks {
+            for t in durable_puts(&log, (0..10).map(|i| format!("k{round}-{i}"))) {
                 last = last.max(t.await.expect("durable"));
             }
         }
