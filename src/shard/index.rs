@@ -43,6 +43,12 @@ pub const KEY_INLINE_MAX: usize = 17;
 /// Bytes of one slot; `ENTRY_OVERHEAD_BYTES` in the shard builds on it.
 pub const SLOT_SIZE: usize = std::mem::size_of::<Slot>();
 
+/// Cached values up to this size are copied out for a reply instead of shared. Sharing
+/// a `Bytes` touches its reference count, in a header of its own (one more cache miss
+/// per GET) with two atomic operations; a small copy is cheaper. Measured at pipeline
+/// 16 with 32 B values: +20 % GETs/s per core; at 4 KiB no difference either way.
+const VALUE_COPY_MAX: usize = 1024;
+
 const _: () = assert!(SLOT_SIZE == 48, "a slot is meant to fill 48 bytes exactly");
 const _: () = assert!(
     KEY_SIZE_MAX as usize <= u16::MAX as usize,
@@ -428,12 +434,19 @@ impl Index {
         }
     }
 
-    /// The cached value of a live slot, marking the slot as recently used.
+    /// The cached value of a live slot (a copy up to `VALUE_COPY_MAX` bytes, shared
+    /// beyond), marking the slot as recently used.
     pub fn read_value(&mut self, slot: u32) -> Option<Bytes> {
         let s = self.live_mut(slot, "read_value");
         s.set(REFERENCED, true);
         let cache = s.cache;
-        self.values.get(cache).cloned()
+        self.values.get(cache).map(|v| {
+            if v.len() <= VALUE_COPY_MAX {
+                Bytes::copy_from_slice(v)
+            } else {
+                v.clone()
+            }
+        })
     }
 
     /// Sets or clears the CLOCK bit of a live slot.
