@@ -865,6 +865,29 @@ mod tests {
     }
 
     #[test]
+    fn small_values_are_copied_out_large_ones_shared() {
+        let mut index = Index::default();
+        let small = Bytes::from(vec![7u8; VALUE_COPY_MAX]);
+        let large = Bytes::from(vec![9u8; VALUE_COPY_MAX + 1]);
+        let s = index.insert(NewEntry {
+            value: Some(small.clone()),
+            value_len: small.len() as u32,
+            ..entry(b"small")
+        });
+        let l = index.insert(NewEntry {
+            value: Some(large.clone()),
+            value_len: large.len() as u32,
+            ..entry(b"large")
+        });
+        let got = index.read_value(s).expect("cached");
+        assert_eq!(got, small);
+        assert_ne!(got.as_ptr(), small.as_ptr(), "a copy");
+        let got = index.read_value(l).expect("cached");
+        assert_eq!(got, large);
+        assert_eq!(got.as_ptr(), large.as_ptr(), "the same buffer");
+    }
+
+    #[test]
     fn reserve_keeps_every_key_findable() {
         let mut index = Index::default();
         for i in 0..1000 {
