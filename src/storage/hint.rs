@@ -165,12 +165,12 @@ impl Hint {
         Ok(hint)
     }
 
-    /// The live records, in the order they were pushed.
     /// Number of entries listed.
     pub(super) fn entry_count(&self) -> u64 {
         self.entry_count
     }
 
+    /// The live records, in the order they were pushed.
     pub(super) fn entries(&self) -> impl Iterator<Item = Result<HintEntry<'_>, &'static str>> {
         let mut at = self.entries_at;
         (0..self.entry_count).map(move |_| {

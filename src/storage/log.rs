@@ -151,7 +151,8 @@ pub struct LogStats {
     pub syncs: u64,
     /// Bytes handed to the disk by flushes (tail blocks rewritten count again).
     pub bytes_written: u64,
-    /// Microseconds flushes spent writing (until the device took the data).
+    /// Microseconds flushes spent writing (until the device took the data; on a
+    /// write-through disk, until it was durable).
     pub write_us: u64,
     /// Microseconds flushes spent in fdatasync.
     pub sync_us: u64,
@@ -719,8 +720,13 @@ impl<D: Disk> Log<D> {
     async fn flush_loop(self) {
         let mode = self.inner.options.sync_mode;
         if mode == SyncMode::Sync {
-            let syncer = self.clone();
-            futures_lite::future::zip(self.write_loop(), syncer.sync_loop()).await;
+            // On a write-through disk a completed write is the commit: no sync stage.
+            if self.inner.disk.write_through() {
+                self.write_loop().await;
+            } else {
+                let syncer = self.clone();
+                futures_lite::future::zip(self.write_loop(), syncer.sync_loop()).await;
+            }
             return;
         }
         loop {

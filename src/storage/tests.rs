@@ -984,6 +984,30 @@ fn dma_log_with_write_through_survives_reopen() {
     dma_log_survives_reopen(true);
 }
 
+#[test]
+fn write_through_opens_files_with_o_dsync_and_only_then() {
+    use std::os::fd::AsRawFd;
+    let dir = tempfile::Builder::new()
+        .prefix("ringkv-storage-")
+        .tempdir_in("/tmp")
+        .expect("tempdir");
+    let path = dir.path().join("shard-0");
+    executor().run(async move {
+        let mut disk = DmaDisk::open(&path).await.expect("dma disk");
+        for (name, on) in [("plain.blk", false), ("dsync.blk", true)] {
+            disk.set_write_through(on);
+            let created = disk.create(name, 4096).await.expect("create");
+            let opened = disk.open(name).await.expect("open");
+            for file in [created, opened] {
+                // SAFETY: F_GETFL only reads the flags of a descriptor we hold open.
+                let flags = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_GETFL) };
+                assert!(flags >= 0, "fcntl failed");
+                assert_eq!(flags & libc::O_DSYNC != 0, on, "{name}: O_DSYNC set?");
+            }
+        }
+    });
+}
+
 fn dma_log_survives_reopen(write_through: bool) {
     let dir = tempfile::Builder::new()
         .prefix("ringkv-storage-")
