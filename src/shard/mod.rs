@@ -17,7 +17,7 @@ use bytes::{Bytes, BytesMut};
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use command::{Command, Cond, ExpireCond, Expiry, Reply, ShardError, ShardStats};
-use index::{Entry, Index, NewEntry, Removed};
+use index::{Cached, Entry, Index, NewEntry, Removed};
 use ld::Ld;
 pub use recovery::Recovery;
 
@@ -103,10 +103,9 @@ impl Log for MemoryLog {
 /// Rough bytes of index memory per key beyond its key and value bytes, used to size the
 /// pure cache mode (`Eviction::Keys`) against its budget: the key's slot, the value's
 /// slot in the value cache (every value is cached in that mode) and ~8 bytes of hash
-/// table (4 + 1 per bucket at 1/2 to 7/8 load). 88 bytes.
-pub const ENTRY_OVERHEAD_BYTES: u64 =
-    (index::SLOT_SIZE + std::mem::size_of::<Option<Bytes>>() + 8) as u64;
-const _: () = assert!(ENTRY_OVERHEAD_BYTES == 88);
+/// table (4 + 1 per bucket at 1/2 to 7/8 load). 96 bytes.
+pub const ENTRY_OVERHEAD_BYTES: u64 = (index::SLOT_SIZE + index::VALUE_HANDLE_SIZE + 8) as u64;
+const _: () = assert!(ENTRY_OVERHEAD_BYTES == 96);
 
 /// What the shard drops when its memory budget is exceeded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -346,7 +345,7 @@ impl<L: Log, C: Clock> Shard<L, C> {
             return;
         }
         self.cached_bytes += value.len() as u64;
-        self.index.set_cached(slot, value);
+        self.index.set_cached(slot, Cached::owned(value));
         self.enforce_budget(Some(slot));
     }
 
@@ -431,10 +430,7 @@ impl<L: Log, C: Clock> Shard<L, C> {
     /// the log's live data.
     fn drop_entry(&mut self, slot: u32) -> Removed {
         let entry = self.index.remove(slot);
-        self.cached_bytes -= self.charge(
-            entry.value.as_ref().map_or(0, |v| v.len() as u64),
-            entry.key_len,
-        );
+        self.cached_bytes -= self.charge(entry.cached_len, entry.key_len);
         if let Some(location) = entry.location {
             self.log.mark_garbage(location);
         }
@@ -501,8 +497,7 @@ impl<L: Log, C: Clock> Shard<L, C> {
             self.stats.evicted += 1;
             match eviction {
                 Eviction::Values => {
-                    let len = self.index.take_cached(slot).map_or(0, |v| v.len() as u64);
-                    self.cached_bytes -= len;
+                    self.cached_bytes -= self.index.take_cached(slot);
                 }
                 Eviction::Keys => {
                     let entry = self.drop_entry(slot);
@@ -533,11 +528,12 @@ impl<L: Log, C: Clock> Shard<L, C> {
 
     /// Stores `value` under `key` (slot known or not); the common end of every write.
     ///
-    /// The stored value is always a copy of exactly its own bytes. A front-end hands
-    /// the shard slices of its read buffer (zero-copy parsing), and keeping such a
-    /// slice would pin the whole read chunk (16 KiB or more) for as long as the key
-    /// lives: a million 32-byte values could hold gigabytes. One copy per write is
-    /// the price; the values the shard builds itself (INCR, APPEND) pay it too.
+    /// The stored value is always a copy of exactly its own bytes ([`Cached::copy`]). A
+    /// front-end hands the shard slices of its read buffer (zero-copy parsing), and
+    /// keeping such a slice would pin the whole read chunk (16 KiB or more) for as
+    /// long as the key lives: a million 32-byte values could hold gigabytes. One copy
+    /// per write is the price; the values the shard builds itself (INCR, APPEND) pay
+    /// it too.
     fn put(
         &mut self,
         key: Bytes,
@@ -552,9 +548,7 @@ impl<L: Log, C: Clock> Shard<L, C> {
         })?;
         let version = appended.seq;
         self.last_seq = version;
-        // Front-ends hand us slices of their read buffers; a stored 32-byte value must
-        // not keep a 16 KiB buffer alive, so the index owns a copy.
-        let value = Bytes::copy_from_slice(&value);
+        let value = Cached::copy(&value);
         self.stats.writes += 1;
         let slot = match *current {
             Current::Present { slot } => {

@@ -9,9 +9,7 @@
 
 use std::collections::HashMap;
 
-use bytes::Bytes;
-
-use super::index::{Entry, Index, NewEntry};
+use super::index::{Cached, Entry, Index, NewEntry};
 use super::{CachePolicy, Clock, Log, Shard};
 use crate::storage::limits::RECORD_HEADER_SIZE;
 use crate::storage::{Garbage, KeyState, RecordKind, Recovered, RecoverySink};
@@ -67,11 +65,13 @@ impl Recovery {
             let value = rec
                 .value
                 .filter(|v| self.cached_bytes + v.len() as u64 <= self.budget_bytes)
-                .map(Bytes::copy_from_slice);
+                .map(Cached::copy);
             self.cached_bytes += value.as_ref().map_or(0, |v| v.len() as u64);
             match value {
                 Some(value) => self.index.set_cached(slot, value),
-                None => drop(self.index.take_cached(slot)),
+                None => {
+                    self.index.take_cached(slot);
+                }
             }
         }
         self.store(slot, state);
@@ -301,7 +301,7 @@ mod tests {
             assert!(!e.referenced());
             if with_values {
                 let value = format!("value-{version}").into_bytes();
-                assert_eq!(e.value().map(|v| &v[..]), Some(&value[..]));
+                assert_eq!(e.value(), Some(&value[..]));
                 assert_eq!(e.value_len(), value.len() as u32);
             } else {
                 assert!(e.value().is_none());
