@@ -197,16 +197,23 @@ impl Core {
         if commands.len() > 1 {
             self.shard.borrow().prefetch(&commands);
         }
+        // One clock reading serves the commands applied back to back; a read from disk
+        // lets time pass (and other connections run), so the clock is read again.
+        let mut now = self.shard.borrow().now_ms();
         for cmd in commands {
             if let Some(log) = &log {
-                if let Err(reply) = self.load_values(log, &cmd).await {
-                    replies.push(reply);
-                    writes.push(false);
-                    continue;
+                match self.load_values(log, &cmd).await {
+                    Ok(false) => {}
+                    Ok(true) => now = self.shard.borrow().now_ms(),
+                    Err(reply) => {
+                        replies.push(reply);
+                        writes.push(false);
+                        continue;
+                    }
                 }
             }
             writes.push(cmd.is_write());
-            let reply = self.shard.borrow_mut().apply(cmd);
+            let reply = self.shard.borrow_mut().apply_at(cmd, now);
             if let Reply::Value { version, .. } = reply {
                 read_seq = read_seq.max(version);
             }
@@ -256,17 +263,18 @@ impl Core {
         replies
     }
 
-    /// Reads back the value `cmd` needs if the cache dropped it.
+    /// Reads back the value `cmd` needs if the cache dropped it; true when it read
+    /// anything (time passed, and other connections may have run).
     async fn load_values(
         &self,
         log: &crate::storage::Log<crate::storage::DmaDisk>,
         cmd: &Command,
-    ) -> Result<(), Reply> {
+    ) -> Result<bool, Reply> {
         // A value can be dropped again by the loads of other connections while this one
         // waits; a few tries settle it, and the budget never drops the value just loaded.
-        for _ in 0..4 {
+        for tries in 0..4 {
             let Some(location) = self.shard.borrow().needs_fetch(cmd) else {
-                return Ok(());
+                return Ok(tries > 0);
             };
             stats::bump(&self.counters().value_fetches);
             match log.read(location).await {
@@ -282,7 +290,7 @@ impl Core {
             }
         }
         match self.shard.borrow().needs_fetch(cmd) {
-            None => Ok(()),
+            None => Ok(true),
             Some(_) => Err(Reply::Error(ShardError::Io(
                 "value evicted while loading; retry".into(),
             ))),

@@ -137,14 +137,20 @@ impl Slot {
     }
 }
 
-/// Asks the CPU to start loading `item`'s cache line.
+/// Asks the CPU to start loading `item`'s cache lines (its first and its last byte: a
+/// 40-byte element may straddle two lines).
 #[inline]
 fn prefetch_read<T>(item: &T) {
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        let first = (item as *const T).cast::<i8>();
+        let last = first.wrapping_add(std::mem::size_of::<T>().saturating_sub(1));
         // SAFETY: a prefetch is only a hint; it never faults, even on a bad address.
-        unsafe { _mm_prefetch::<_MM_HINT_T0>((item as *const T).cast::<i8>()) };
+        unsafe {
+            _mm_prefetch::<_MM_HINT_T0>(first);
+            _mm_prefetch::<_MM_HINT_T0>(last);
+        }
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = item;

@@ -210,6 +210,17 @@ impl<L: Log, C: Clock> Shard<L, C> {
     /// Executes one command.
     pub fn apply(&mut self, cmd: Command) -> Reply {
         let now = self.clock.now_ms();
+        self.apply_at(cmd, now)
+    }
+
+    /// The shard's clock, in Unix milliseconds.
+    pub fn now_ms(&self) -> u64 {
+        self.clock.now_ms()
+    }
+
+    /// Executes one command at `now` (Unix ms, from [`Shard::now_ms`]): a batch applied
+    /// in one go reads the clock once instead of once per command.
+    pub fn apply_at(&mut self, cmd: Command, now: u64) -> Reply {
         let is_read = !cmd.is_write() && cmd.key().is_some();
         let reply = match cmd {
             Command::Get { key } => self.get(&key, now),
@@ -782,7 +793,10 @@ impl<L: Log, C: Clock> Shard<L, C> {
             }
         }
         Reply::Transaction(Some(
-            commands.into_iter().map(|cmd| self.apply(cmd)).collect(),
+            commands
+                .into_iter()
+                .map(|cmd| self.apply_at(cmd, now))
+                .collect(),
         ))
     }
 
