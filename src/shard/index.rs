@@ -496,15 +496,40 @@ impl Index {
             .copied()
     }
 
-    /// Warms the caches for a coming lookup of `key`: the lookup itself (a batch of
-    /// them runs its cache misses side by side) and a hint to load the cached value's
-    /// handle. Changes nothing.
-    pub fn prefetch(&self, key: &[u8]) {
-        let Some(slot) = self.find(key).and_then(|at| self.slab.live(at)) else {
-            return;
-        };
-        if let Some(item) = self.values.items.get(slot.cache) {
-            prefetch_read(item);
+    /// Warms the caches for coming lookups of `keys`. Changes nothing.
+    ///
+    /// A lookup is a chain of dependent cache misses (table bucket, then slot, then the
+    /// cached value's handle), and a loop of plain lookups overlaps little of it. So a
+    /// group of keys goes through twice: the first pass walks each key's probe sequence
+    /// and asks for every candidate slot without waiting for one (the tag match, no key
+    /// comparison); by the second pass, which compares keys and asks for the value
+    /// handles, the slots are arriving.
+    pub fn prefetch<'k>(&self, keys: impl Iterator<Item = &'k [u8]>) {
+        const GROUP: usize = 32;
+        let mut group: [(u64, &[u8]); GROUP] = [(0, &[]); GROUP];
+        let mut keys = keys.peekable();
+        while keys.peek().is_some() {
+            let mut n = 0;
+            for (entry, key) in group.iter_mut().zip(keys.by_ref()) {
+                let hash = self.hasher.hash_one(key);
+                self.table.find(hash, |&at| {
+                    if let Some(slot) = self.slab.slots.get(at) {
+                        prefetch_read(slot);
+                    }
+                    false
+                });
+                *entry = (hash, key);
+                n += 1;
+            }
+            for &(hash, key) in &group[..n] {
+                let found = self
+                    .table
+                    .find(hash, |&at| self.slab.key_eq(at, key))
+                    .and_then(|&at| self.slab.live(at));
+                if let Some(item) = found.and_then(|s| self.values.items.get(s.cache)) {
+                    prefetch_read(item);
+                }
+            }
         }
     }
 
@@ -1008,6 +1033,24 @@ mod tests {
         });
         assert_eq!(index.get(slot).unwrap().value(), Some(&b"short"[..]));
         assert_eq!(index.read_value(slot), Some(Bytes::from_static(b"short")));
+    }
+
+    #[test]
+    fn prefetch_of_many_keys_changes_nothing() {
+        let mut index = Index::default();
+        for i in 0..100 {
+            index.insert(entry(format!("key:{i}").as_bytes()));
+        }
+        // Present and absent keys, more than one group of them, and none at all.
+        let keys: Vec<String> = (0..150).map(|i| format!("key:{}", i * 3)).collect();
+        index.prefetch(keys.iter().map(|k| k.as_bytes()));
+        index.prefetch(std::iter::empty());
+        assert_eq!(index.len(), 100);
+        for i in 0..100u32 {
+            let slot = index.find(format!("key:{i}").as_bytes());
+            assert_eq!(slot, Some(i));
+            assert!(!index.get(i).unwrap().referenced(), "a prefetch is not an access");
+        }
     }
 
     #[test]

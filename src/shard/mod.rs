@@ -311,9 +311,8 @@ impl<L: Log, C: Clock> Shard<L, C> {
     /// the other lets their cache misses overlap, where `apply` would meet them one at
     /// a time between the work of each command.
     pub fn prefetch(&self, commands: &[Command]) {
-        for key in commands.iter().filter_map(Command::key) {
-            self.index.prefetch(key);
-        }
+        self.index
+            .prefetch(commands.iter().filter_map(Command::key).map(|k| &k[..]));
     }
 
     /// The record to read before `cmd` can run: a command that reads a value whose
