@@ -4,6 +4,10 @@
 #   redis-benchmark -c 50 -n 200000 -t get,set -d 32 -r 100000 -P {1,16} --csv
 # alternated ROUNDS times (redis, ringkv, redis, ringkv, ...); prints the medians of
 # ops/s and p99 per server, test and pipeline depth, and the ringkv/redis ratios.
+# Then the same with our own generator, whose client costs less per request than
+# redis-benchmark (which saturates its core near 1 M ops/s at depth 16):
+#   ringkv bench --protocol resp --threads 1 --cpus 1 --clients 50 --pipeline {1,16}
+#     --data-size 32 --key-maximum 100000 --ratio 1:10 --preload --test-time TEST_TIME
 # Needs: redis-server, redis-benchmark (Debian redis-server, redis-tools), taskset,
 # python3, and a release build (cargo build --release). Raw CSVs go to perf/tmp/.
 set -euo pipefail
@@ -11,12 +15,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-3}
 REQUESTS=${REQUESTS:-200000}
+TEST_TIME=${TEST_TIME:-8}
 BIN=${RINGKV_BIN:-${CARGO_TARGET_DIR:-target}/release/ringkv}
 OUT=perf/tmp
 REDIS_PORT=${REDIS_PORT:-16379}
 RINGKV_PORT=${RINGKV_PORT:-16380}
 mkdir -p "$OUT"
-rm -f "$OUT"/*.csv
+rm -f "$OUT"/*.csv "$OUT"/bench-*.json
 
 [ -x "$BIN" ] || { echo "no release binary at $BIN (cargo build --release)" >&2; exit 1; }
 
@@ -79,6 +84,47 @@ for test in ("SET", "GET"):
         k_p99 = statistics.median(x[1] for x in k)
         print(f"| {test} | {pipeline[1:]} | {r_ops:,.0f} | {k_ops:,.0f} | {k_ops / r_ops:.2f}x "
               f"| {r_p99:.3f} | {k_p99:.3f} |")
+print(f"\n(medians of {len(r)} runs each)")
+PY
+for round in $(seq "$ROUNDS"); do
+    for pipeline in 1 16; do
+        for server in redis ringkv; do
+            port=$REDIS_PORT
+            pid=${pids[0]}
+            if [ "$server" = ringkv ]; then port=$RINGKV_PORT; pid=${pids[1]}; fi
+            redis-cli -p "$port" FLUSHALL >/dev/null
+            taskset -c 1 "$BIN" bench --addr "127.0.0.1:$port" --protocol resp --threads 1 \
+                --cpus 1 --clients 50 --pipeline "$pipeline" --data-size 32 \
+                --key-maximum 100000 --ratio 1:10 --key-pattern random --preload --warmup 1 \
+                --test-time "$TEST_TIME" --server-pid "$pid" --no-progress \
+                --json-out "$OUT/bench-$server-P$pipeline-$round.json" >/dev/null
+            echo "round $round P=$pipeline $server (ringkv bench) done" >&2
+        done
+    done
+done
+
+python3 - "$OUT" <<'PY'
+import glob, json, statistics, sys
+out = sys.argv[1]
+rows = {}
+for path in glob.glob(f"{out}/bench-*.json"):
+    _, server, pipeline, _round = path.rsplit("/", 1)[1][:-5].split("-")
+    with open(path) as f:
+        j = json.load(f)
+    total = j["totals"]
+    rows.setdefault((pipeline, server), []).append(
+        (total["ops_per_sec"], total["latency_us"]["p99"], j["server_cpu_percent"], j["client_cpu_percent"]))
+print("\nringkv bench --protocol resp (get-set, SET:GET 1:10):\n")
+print("| P | redis ops/s | ringkv ops/s | ratio | redis p99 us | ringkv p99 us "
+      "| client CPU % redis / ringkv |")
+print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+for pipeline in ("P1", "P16"):
+    r, k = rows.get((pipeline, "redis"), []), rows.get((pipeline, "ringkv"), [])
+    if not r or not k:
+        continue
+    med = lambda xs, i: statistics.median(x[i] for x in xs)
+    print(f"| {pipeline[1:]} | {med(r, 0):,.0f} | {med(k, 0):,.0f} | {med(k, 0) / med(r, 0):.2f}x "
+          f"| {med(r, 1):,.0f} | {med(k, 1):,.0f} | {med(r, 3):.0f} / {med(k, 3):.0f} |")
 print(f"\n(medians of {len(r)} runs each)")
 PY
 rm -rf "$data"
