@@ -4,12 +4,13 @@
 #   redis-benchmark -c 50 -n 200000 -t get,set -d 32 -r 100000 -P {1,16} --csv
 # alternated ROUNDS times (redis, ringkv, redis, ringkv, ...); prints the medians of
 # ops/s and p99 per server, test and pipeline depth, and the ringkv/redis ratios.
-# Then the same with our own generator, whose client costs less per request than
+# Each turn also runs our own generator, whose client costs less per request than
 # redis-benchmark (which saturates its core near 1 M ops/s at depth 16):
 #   ringkv bench --protocol resp --threads 1 --cpus 1 --clients 50 --pipeline {1,16}
 #     --data-size 32 --key-maximum 100000 --ratio 1:10 --preload --test-time TEST_TIME
 # Needs: redis-server, redis-benchmark (Debian redis-server, redis-tools), taskset,
-# python3, and a release build (cargo build --release). Raw CSVs go to perf/tmp/.
+# python3, and a release build (cargo build --release). Raw CSVs and JSON go to
+# perf/tmp/.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -50,10 +51,17 @@ for round in $(seq "$ROUNDS"); do
     for pipeline in 1 16; do
         for server in redis ringkv; do
             port=$REDIS_PORT
-            [ "$server" = ringkv ] && port=$RINGKV_PORT
+            pid=${pids[0]}
+            if [ "$server" = ringkv ]; then port=$RINGKV_PORT; pid=${pids[1]}; fi
             redis-cli -p "$port" FLUSHALL >/dev/null
             taskset -c 1 redis-benchmark -p "$port" -c 50 -n "$REQUESTS" -t get,set -d 32 \
                 -r 100000 -P "$pipeline" --csv >"$OUT/$server-P$pipeline-$round.csv"
+            redis-cli -p "$port" FLUSHALL >/dev/null
+            taskset -c 1 "$BIN" bench --addr "127.0.0.1:$port" --protocol resp --threads 1 \
+                --cpus 1 --clients 50 --pipeline "$pipeline" --data-size 32 \
+                --key-maximum 100000 --ratio 1:10 --key-pattern random --preload --warmup 1 \
+                --test-time "$TEST_TIME" --server-pid "$pid" --no-progress \
+                --json-out "$OUT/bench-$server-P$pipeline-$round.json" >/dev/null
             echo "round $round P=$pipeline $server done" >&2
         done
     done
@@ -86,23 +94,6 @@ for test in ("SET", "GET"):
               f"| {r_p99:.3f} | {k_p99:.3f} |")
 print(f"\n(medians of {len(r)} runs each)")
 PY
-for round in $(seq "$ROUNDS"); do
-    for pipeline in 1 16; do
-        for server in redis ringkv; do
-            port=$REDIS_PORT
-            pid=${pids[0]}
-            if [ "$server" = ringkv ]; then port=$RINGKV_PORT; pid=${pids[1]}; fi
-            redis-cli -p "$port" FLUSHALL >/dev/null
-            taskset -c 1 "$BIN" bench --addr "127.0.0.1:$port" --protocol resp --threads 1 \
-                --cpus 1 --clients 50 --pipeline "$pipeline" --data-size 32 \
-                --key-maximum 100000 --ratio 1:10 --key-pattern random --preload --warmup 1 \
-                --test-time "$TEST_TIME" --server-pid "$pid" --no-progress \
-                --json-out "$OUT/bench-$server-P$pipeline-$round.json" >/dev/null
-            echo "round $round P=$pipeline $server (ringkv bench) done" >&2
-        done
-    done
-done
-
 python3 - "$OUT" <<'PY'
 import glob, json, statistics, sys
 out = sys.argv[1]
