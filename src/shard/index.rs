@@ -1049,7 +1049,10 @@ mod tests {
         for i in 0..100u32 {
             let slot = index.find(format!("key:{i}").as_bytes());
             assert_eq!(slot, Some(i));
-            assert!(!index.get(i).unwrap().referenced(), "a prefetch is not an access");
+            assert!(
+                !index.get(i).unwrap().referenced(),
+                "a prefetch is not an access"
+            );
         }
     }
 
