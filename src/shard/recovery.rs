@@ -61,17 +61,21 @@ impl Recovery {
             }),
         };
         let mut state = self.state(slot);
-        if state.apply(rec, garbage) {
+        let base = state.base;
+        let wins = state.apply(rec, garbage);
+        if state.base != base {
+            // A newer Put or Delete: the value cached so far is stale, and so is its
+            // share of the budget.
+            self.cached_bytes -= self.index.take_cached(slot);
+        }
+        if wins {
             let value = rec
                 .value
                 .filter(|v| self.cached_bytes + v.len() as u64 <= self.budget_bytes)
                 .map(Cached::copy);
-            self.cached_bytes += value.as_ref().map_or(0, |v| v.len() as u64);
-            match value {
-                Some(value) => self.index.set_cached(slot, value),
-                None => {
-                    self.index.take_cached(slot);
-                }
+            if let Some(value) = value {
+                self.cached_bytes += value.len() as u64;
+                self.index.set_cached(slot, value);
             }
         }
         self.store(slot, state);
@@ -347,5 +351,46 @@ mod tests {
             .sum();
         assert!(cached <= 100);
         assert_eq!(shard.cached_bytes(), cached);
+    }
+
+    #[test]
+    fn a_superseded_value_gives_its_budget_back() {
+        let record = |kind, seq, key: &str, value: Option<&str>| Record {
+            kind,
+            seq,
+            key: key.into(),
+            expiry_ms: 0,
+            value: value.map(|v| v.into()),
+        };
+        let records = [
+            record(RecordKind::Put, 1, "a", Some("0123456789")),
+            record(RecordKind::Put, 2, "a", Some("abcdefghij")),
+            record(RecordKind::Put, 3, "b", Some("ABCDEFGHIJ")),
+            record(RecordKind::Delete, 4, "b", None),
+            record(RecordKind::Put, 5, "c", Some("9876543210")),
+        ];
+        // Room for two values: the live ones, `a` (seq 2) and `c`.
+        let mut recovery = Recovery::new(20);
+        let mut garbage = Garbage::default();
+        for r in &records {
+            recovery.apply(&r.recovered(), &mut garbage);
+        }
+        let (shard, _) = Shard::recovered(
+            MemoryLog::default(),
+            ManualClock::new(NOW_MS),
+            CachePolicy::default(),
+            recovery,
+        );
+        let value = |key: &[u8]| {
+            let slot = shard.index.find(key).expect("live key");
+            shard
+                .index
+                .get(slot)
+                .and_then(|e| e.value().map(<[u8]>::to_vec))
+        };
+        assert_eq!(value(b"a"), Some(b"abcdefghij".to_vec()));
+        assert_eq!(value(b"c"), Some(b"9876543210".to_vec()));
+        assert!(shard.index.find(b"b").is_none());
+        assert_eq!(shard.cached_bytes(), 20);
     }
 }
