@@ -331,12 +331,11 @@ mod tests {
         }
     }
 
-    #[test]
-    fn values_beyond_the_budget_are_left_on_disk() {
-        let records = records(7, 200, true);
-        let mut recovery = Recovery::new(100);
+    /// A shard recovered from `records` with a cache budget of `budget_bytes`.
+    fn recover_with_budget(records: &[Record], budget_bytes: u64) -> Shard<MemoryLog, ManualClock> {
+        let mut recovery = Recovery::new(budget_bytes);
         let mut garbage = Garbage::default();
-        for r in &records {
+        for r in records {
             recovery.apply(&r.recovered(), &mut garbage);
         }
         let (shard, _) = Shard::recovered(
@@ -345,6 +344,12 @@ mod tests {
             CachePolicy::default(),
             recovery,
         );
+        shard
+    }
+
+    #[test]
+    fn values_beyond_the_budget_are_left_on_disk() {
+        let shard = recover_with_budget(&records(7, 200, true), 100);
         let cached: u64 = (0..shard.index.slot_count())
             .filter_map(|s| shard.index.get(s))
             .map(|e| e.cached_len())
@@ -370,17 +375,7 @@ mod tests {
             record(RecordKind::Put, 5, "c", Some("9876543210")),
         ];
         // Room for two values: the live ones, `a` (seq 2) and `c`.
-        let mut recovery = Recovery::new(20);
-        let mut garbage = Garbage::default();
-        for r in &records {
-            recovery.apply(&r.recovered(), &mut garbage);
-        }
-        let (shard, _) = Shard::recovered(
-            MemoryLog::default(),
-            ManualClock::new(NOW_MS),
-            CachePolicy::default(),
-            recovery,
-        );
+        let shard = recover_with_budget(&records, 20);
         let value = |key: &[u8]| {
             let slot = shard.index.find(key).expect("live key");
             shard
