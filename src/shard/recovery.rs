@@ -63,7 +63,7 @@ impl Recovery {
         let mut state = self.state(slot);
         let base = state.base;
         let wins = state.apply(rec, garbage);
-        if state.base != base {
+        if wins || state.base != base {
             // A newer Put or Delete: the value cached so far is stale, and so is its
             // share of the budget.
             self.cached_bytes -= self.index.take_cached(slot);
