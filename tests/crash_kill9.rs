@@ -267,3 +267,41 @@ fn acknowledged_writes_survive_sigkill_under_load() {
         "seed {seed}: too little load to test anything"
     );
 }
+
+/// After a SIGKILL the whole log is scanned. Values overwritten in it must not take the
+/// cache budget from the live ones: with room for the live values and nothing more,
+/// every live value is in memory again after the restart.
+#[test]
+fn after_sigkill_the_cache_holds_live_values_not_overwritten_ones() {
+    const KEYS: usize = 64;
+    const VALUE_SIZE: usize = 8_000;
+    const VERSIONS: usize = 8;
+    let dir = temp_dir();
+    let data = dir.path().join("data");
+    let flags = ["--cache-size-mib", "1"];
+    let value = |key: usize, version: usize| vec![b'a' + ((key + version) % 26) as u8; VALUE_SIZE];
+    let mut node = Node::start_in(&data, 1, &flags).expect("node starts");
+    let mut client = Client::connect(node.addr(), Duration::from_secs(5)).expect("connect");
+    for version in 0..VERSIONS {
+        for key in 0..KEYS {
+            client
+                .set(format!("k{key}").as_bytes(), &value(key, version), None)
+                .expect("set");
+        }
+    }
+    drop(client);
+    node.kill();
+    let node = Node::start_in(&data, 1, &flags).expect("node restarts");
+    let live = (KEYS * VALUE_SIZE) as u64;
+    assert_eq!(
+        common::node_stat(&node, "cached_bytes"),
+        live,
+        "every live value cached again; the budget (1 MiB) fits them but not the {} MiB written",
+        KEYS * VALUE_SIZE * VERSIONS >> 20
+    );
+    let mut client = Client::connect(node.addr(), Duration::from_secs(5)).expect("connect");
+    for key in 0..KEYS {
+        let got = client.get(format!("k{key}").as_bytes()).expect("get");
+        assert_eq!(got.map(|(v, _)| v.to_vec()), Some(value(key, VERSIONS - 1)));
+    }
+}
