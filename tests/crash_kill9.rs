@@ -297,7 +297,7 @@ fn after_sigkill_the_cache_holds_live_values_not_overwritten_ones() {
         common::node_stat(&node, "cached_bytes"),
         live,
         "every live value cached again; the budget (1 MiB) fits them but not the {} MiB written",
-        KEYS * VALUE_SIZE * VERSIONS >> 20
+        (KEYS * VALUE_SIZE * VERSIONS) >> 20
     );
     let mut client = Client::connect(node.addr(), Duration::from_secs(5)).expect("connect");
     for key in 0..KEYS {
