@@ -65,6 +65,11 @@ pub struct Config {
     pub eviction: EvictionMode,
     /// A log segment is compacted once this percentage of it is garbage.
     pub compact_garbage_percent: u32,
+    /// Seconds between periodic hints (checkpoints of the index) of each shard, written
+    /// when the log has grown since the last one; a hint is also written early once the
+    /// records since the last one reach half the shard's keys (at least 100 000), and
+    /// always at a clean shutdown. 0: only at a clean shutdown.
+    pub hint_interval_secs: u64,
     /// Redis-protocol port shared by all cores (0 picks a free one); `None` serves no
     /// RESP. In TOML: `resp-port = 6380`, or `resp-port = "off"`.
     #[serde(deserialize_with = "resp_port")]
@@ -104,6 +109,7 @@ impl Default for Config {
             cache_size_mib: 1024,
             eviction: EvictionMode::None,
             compact_garbage_percent: 50,
+            hint_interval_secs: 60,
             resp_port: Some(RESP_PORT_DEFAULT),
         }
     }

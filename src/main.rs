@@ -151,6 +151,10 @@ struct ServeArgs {
     /// Compact a log segment once this percentage of it is garbage.
     #[arg(long)]
     compact_garbage_percent: Option<u32>,
+    /// Seconds between periodic hints (index checkpoints that shorten a restart after a
+    /// crash); 0 = only at a clean shutdown.
+    #[arg(long)]
+    hint_interval_secs: Option<u64>,
     /// Redis-protocol (RESP2/RESP3) port shared by all cores (default 6380; 0 = pick
     /// a free one).
     #[arg(long, conflicts_with = "no_resp")]
@@ -200,6 +204,9 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     }
     if let Some(v) = args.compact_garbage_percent {
         config.compact_garbage_percent = v;
+    }
+    if let Some(v) = args.hint_interval_secs {
+        config.hint_interval_secs = v;
     }
     if let Some(v) = args.resp_port {
         config.resp_port = Some(v);

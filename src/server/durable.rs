@@ -1,9 +1,9 @@
 //! The node's side of durability: which log a shard gets, how it is rebuilt at start,
-//! the background work each core does for its log (flushing, compaction, counters),
-//! and the hint written at a clean shutdown.
+//! the background work each core does for its log (flushing, compaction, hints,
+//! counters), and the hint written at a clean shutdown.
 
 use std::rc::Rc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::core::Core;
 use super::stats;
@@ -15,6 +15,15 @@ use crate::storage::{self, DmaDisk, LogOptions, Op, RecordKind, StorageError, Sy
 
 /// Milliseconds between two compaction steps (and counter refreshes) on each core.
 const MAINTENANCE_INTERVAL_MS: u64 = 100;
+
+/// A periodic hint is also written, before its interval is up, once this many records
+/// and half as many as the shard has keys were appended since the last one: a restart
+/// after a crash then scans at most about half the live set again, and loading a shard
+/// from empty writes hints at doubling sizes (their total stays within twice the last).
+const HINT_TAIL_RECORDS_MIN: u64 = 100_000;
+
+/// Index slots a hint visits between two chances for requests to run.
+const HINT_SLICE_SLOTS: u32 = 4096;
 
 /// The log a node's shard writes to.
 pub enum NodeLog {
@@ -179,14 +188,102 @@ pub fn spawn_log_tasks(
     }
     let core = core.clone();
     let maintenance = async move {
+        let (mut last_hint, mut hint_failed) = (Instant::now(), false);
         while !core.stopping() {
             glommio::timer::sleep(Duration::from_millis(MAINTENANCE_INTERVAL_MS)).await;
             compact_once(&core, &log).await;
+            if hint_due(&core, &log, last_hint.elapsed(), hint_failed) {
+                hint_failed = !write_hint(&core, &log, true).await;
+                last_hint = Instant::now();
+            }
             publish_log_counters(&core, &log);
         }
     };
     if let Ok(task) = glommio::spawn_local_into(maintenance, background) {
         task.detach();
+    }
+}
+
+/// Whether the shard should write a periodic hint now: the log has grown since the
+/// last one, and either `hint-interval-secs` have passed or the growth passes
+/// `HINT_TAIL_RECORDS_MIN` and half the live keys. After a failed attempt (a full
+/// disk), only the interval counts, so failures are not retried every tick.
+fn hint_due(
+    core: &Core,
+    log: &storage::Log<DmaDisk>,
+    since_last: Duration,
+    last_failed: bool,
+) -> bool {
+    let interval = core.config.hint_interval_secs;
+    if interval == 0 || log.hinting() {
+        return false;
+    }
+    let tail = log.stats().last_seq.saturating_sub(log.hint_seq());
+    let live = core.shard.borrow().len() as u64;
+    tail > 0
+        && (since_last >= Duration::from_secs(interval)
+            || (!last_failed && tail >= HINT_TAIL_RECORDS_MIN.max(live / 2)))
+}
+
+/// Writes a hint of every live key. `sliced`: walk the index a slice at a time,
+/// letting requests run in between (the node is serving); otherwise in one go.
+/// A sliced walk gives up if the node starts stopping (the shutdown hint follows).
+/// Returns false if the hint could not be written.
+async fn write_hint(core: &Core, log: &storage::Log<DmaDisk>, sliced: bool) -> bool {
+    let started = Instant::now();
+    let mut hint = match log.begin_hint() {
+        Ok(hint) => hint,
+        Err(e) => {
+            stats::bump(&core.counters().storage_errors);
+            eprintln!("ringkv: core {} could not start a hint: {e}", core.id);
+            return false;
+        }
+    };
+    let covered = hint.last_seq();
+    let mut next = Some(0);
+    while let Some(from) = next {
+        let count = if sliced { HINT_SLICE_SLOTS } else { u32::MAX };
+        next = core
+            .shard
+            .borrow()
+            .for_each_live(from, count, |key, version, expiry, location| {
+                // A key written since the hint began is in the log after the hint's
+                // position, where recovery scans: it must not be listed. (An expiry
+                // change keeps the version, and its Touch record is after the position.)
+                if version <= covered {
+                    hint.push(RecordKind::Put, version, expiry, location, key);
+                }
+            });
+        if sliced && next.is_some() {
+            glommio::yield_if_needed().await;
+            if core.stopping() {
+                return true;
+            }
+        }
+    }
+    let keys = hint.len();
+    let result = log.commit_hint(hint).await;
+    let counters = core.counters();
+    match result {
+        Ok(()) => {
+            let us = started.elapsed().as_micros().min(u128::from(u64::MAX)) as u64;
+            stats::bump(&counters.hints_written);
+            stats::add(&counters.hint_us, us);
+            eprintln!(
+                "ringkv: core {} wrote a hint of {keys} keys up to seq {covered} in {} ms",
+                core.id,
+                us / 1000
+            );
+            true
+        }
+        Err(e) => {
+            stats::bump(&counters.storage_errors);
+            eprintln!(
+                "ringkv: core {} could not write its hint (a restart scans more of the log): {e}",
+                core.id
+            );
+            false
+        }
     }
 }
 
@@ -240,23 +337,15 @@ fn publish_log_counters(core: &Core, log: &storage::Log<DmaDisk>) {
 }
 
 /// At a clean shutdown: write the hint (so the next start skips most of the scan) and
-/// close the log.
+/// close the log. A periodic hint still being written is let finish first.
 pub async fn close_shard(core: &Core) {
     let Some(log) = core.shard.borrow().log().durable() else {
         return;
     };
-    let mut hint = log.begin_hint();
-    core.shard
-        .borrow()
-        .for_each_live(|key, version, expiry, location| {
-            hint.push(RecordKind::Put, version, expiry, location, key);
-        });
-    if let Err(e) = log.commit_hint(hint).await {
-        eprintln!(
-            "ringkv: core {} could not write its hint (the next start scans the whole log): {e}",
-            core.id
-        );
+    while log.hinting() {
+        glommio::timer::sleep(Duration::from_millis(5)).await;
     }
+    write_hint(core, &log, false).await;
     if let Err(e) = log.close().await {
         eprintln!("ringkv: core {} closing its log: {e}", core.id);
     }

@@ -74,6 +74,10 @@ counters! {
     compactions,
     /// Bytes of disk compaction has freed.
     compaction_bytes_freed,
+    /// Hint files written (periodic and at shutdown).
+    hints_written,
+    /// Microseconds spent building and writing hints (per hint: divide by `hints_written`).
+    hint_us,
     /// Storage errors outside a request (compaction, hint).
     storage_errors,
 }

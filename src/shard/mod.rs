@@ -398,16 +398,28 @@ impl<L: Log, C: Clock> Shard<L, C> {
         true
     }
 
-    /// Visits every live key with its version, expiry and location, for the hint file.
-    pub fn for_each_live(&self, mut f: impl FnMut(&[u8], u64, u64, Location)) {
+    /// Visits the live, unexpired keys in slots `from..from + count` with their version,
+    /// expiry and location (for the hint file), and returns the slot to continue from,
+    /// or `None` past the last one. Slots never move, so a walk in slices with other
+    /// work between them visits every key present throughout exactly once; a key
+    /// written meanwhile may show its new version or not be visited at all.
+    pub fn for_each_live(
+        &self,
+        from: u32,
+        count: u32,
+        mut f: impl FnMut(&[u8], u64, u64, Location),
+    ) -> Option<u32> {
         let now = self.clock.now_ms();
-        for slot in 0..self.index.slot_count() {
+        let end = self.index.slot_count();
+        let stop = from.saturating_add(count).min(end);
+        for slot in from..stop {
             if let Some(e) = self.index.get(slot).filter(|e| !e.is_expired(now)) {
                 if let Some(location) = e.location() {
                     f(e.key(), e.version(), e.expire_at_ms(), location);
                 }
             }
         }
+        (stop < end).then_some(stop)
     }
 
     fn entry(&self, slot: u32) -> Entry<'_> {

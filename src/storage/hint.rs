@@ -3,7 +3,9 @@
 //! the log after that position. Written atomically (temp file, fdatasync, rename, sync
 //! dir); a missing or corrupt hint only costs a full scan.
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
+use std::rc::Rc;
 
 use super::disk::Disk;
 use super::error::StorageError;
@@ -209,19 +211,68 @@ pub(super) async fn read_hint<D: Disk>(disk: &D, shard_id: u32) -> Result<Option
         .map_err(|why| why.to_string())
 }
 
-/// A hint being built: take it with `Log::begin_hint`, push every live record of the
-/// index (synchronously, in the same borrow of the shard), then `Log::commit_hint`.
+/// A hint being built: take it with `Log::begin_hint`, push the index's live records
+/// into it (in one borrow of the shard, or in slices between awaits, skipping records
+/// newer than `last_seq`), then `Log::commit_hint`. One hint is built at a time per log;
+/// dropping the builder abandons it.
+///
+/// The file is assembled in one buffer, in place: header (filled in at commit), segment
+/// table, entries. A hint of N keys holds about N x (40 + key) bytes of memory while it
+/// is built and written.
 pub struct HintBuilder {
-    shard_id: u32,
     last_seq: u64,
-    segment: u32,
-    offset: u32,
-    rows: Vec<(u32, SegmentRow)>,
-    entries: Vec<u8>,
+    header: [u8; HEADER_SIZE],
+    bytes: Vec<u8>,
     count: u64,
+    busy: Rc<Cell<bool>>,
+}
+
+impl Drop for HintBuilder {
+    fn drop(&mut self) {
+        self.busy.set(false);
+    }
 }
 
 impl HintBuilder {
+    fn new(
+        shard_id: u32,
+        last_seq: u64,
+        (segment, offset): (u32, u32),
+        rows: &[(u32, SegmentRow)],
+        busy: Rc<Cell<bool>>,
+    ) -> HintBuilder {
+        let mut header = [0u8; HEADER_SIZE];
+        header[0..8].copy_from_slice(&HINT_MAGIC);
+        header[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+        header[12..16].copy_from_slice(&shard_id.to_le_bytes());
+        header[16..24].copy_from_slice(&last_seq.to_le_bytes());
+        header[24..28].copy_from_slice(&segment.to_le_bytes());
+        header[28..32].copy_from_slice(&offset.to_le_bytes());
+        header[32..36].copy_from_slice(&(rows.len() as u32).to_le_bytes());
+        let mut bytes = Vec::with_capacity(HEADER_SIZE + rows.len() * ROW_SIZE);
+        bytes.resize(HEADER_SIZE, 0);
+        for (id, row) in rows {
+            bytes.extend_from_slice(&id.to_le_bytes());
+            bytes.extend_from_slice(&row.data_end.to_le_bytes());
+            bytes.extend_from_slice(&row.seq_min.to_le_bytes());
+            bytes.extend_from_slice(&row.seq_max.to_le_bytes());
+        }
+        HintBuilder {
+            last_seq,
+            header,
+            bytes,
+            count: 0,
+            busy,
+        }
+    }
+
+    /// The highest seq the hint covers: every record above it is in the log after the
+    /// hint's position, so entries newer than this must not be pushed (the scan finds
+    /// them).
+    pub fn last_seq(&self) -> u64 {
+        self.last_seq
+    }
+
     /// Adds a live record: a Put holding a key's value, or the Touch that last changed
     /// its expiry (both must survive compaction, so both are listed).
     pub fn push(
@@ -241,7 +292,7 @@ impl HintBuilder {
             seq >= 1 && seq <= self.last_seq,
             "hint entry newer than the hint"
         );
-        let e = &mut self.entries;
+        let e = &mut self.bytes;
         e.push(kind.code());
         e.extend_from_slice(&[0, 0, 0]);
         e.extend_from_slice(&(key.len() as u32).to_le_bytes());
@@ -269,30 +320,16 @@ impl HintBuilder {
         self.count == 0
     }
 
-    fn encode(&self) -> Vec<u8> {
-        let body_size = self.rows.len() * ROW_SIZE + self.entries.len();
-        let mut out = Vec::with_capacity(HEADER_SIZE + body_size + BLOCK_SIZE as usize);
-        out.extend_from_slice(&HINT_MAGIC);
-        out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-        out.extend_from_slice(&self.shard_id.to_le_bytes());
-        out.extend_from_slice(&self.last_seq.to_le_bytes());
-        out.extend_from_slice(&self.segment.to_le_bytes());
-        out.extend_from_slice(&self.offset.to_le_bytes());
-        out.extend_from_slice(&(self.rows.len() as u32).to_le_bytes());
-        out.extend_from_slice(&0u32.to_le_bytes());
-        out.extend_from_slice(&self.count.to_le_bytes());
-        out.extend_from_slice(&(body_size as u64).to_le_bytes());
-        out.extend_from_slice(&0u32.to_le_bytes());
-        let crc = crc32c::crc32c(&out);
-        out.extend_from_slice(&crc.to_le_bytes());
-        assert_eq!(out.len(), HEADER_SIZE);
-        for (id, row) in &self.rows {
-            out.extend_from_slice(&id.to_le_bytes());
-            out.extend_from_slice(&row.data_end.to_le_bytes());
-            out.extend_from_slice(&row.seq_min.to_le_bytes());
-            out.extend_from_slice(&row.seq_max.to_le_bytes());
-        }
-        out.extend_from_slice(&self.entries);
+    /// Completes the file in place: header, body checksum, padding to a whole block.
+    fn encode(&mut self) -> Vec<u8> {
+        let body_size = (self.bytes.len() - HEADER_SIZE) as u64;
+        let h = &mut self.header;
+        h[40..48].copy_from_slice(&self.count.to_le_bytes());
+        h[48..56].copy_from_slice(&body_size.to_le_bytes());
+        let crc = crc32c::crc32c(&h[..60]);
+        h[60..64].copy_from_slice(&crc.to_le_bytes());
+        let mut out = std::mem::take(&mut self.bytes);
+        out[..HEADER_SIZE].copy_from_slice(&self.header);
         let crc = crc32c::crc32c(&out[HEADER_SIZE..]);
         out.extend_from_slice(&crc.to_le_bytes());
         let padded = out.len().div_ceil(BLOCK_SIZE as usize) * BLOCK_SIZE as usize;
@@ -303,10 +340,16 @@ impl HintBuilder {
 
 impl<D: Disk> Log<D> {
     /// Starts a hint: captures the log position, the last seq and the segment table now.
-    /// Push the index's live records into it before any `.await`.
-    pub fn begin_hint(&self) -> HintBuilder {
+    /// Fails with `Busy` while another hint is being built or the tail is being cut.
+    pub fn begin_hint(&self) -> Result<HintBuilder, StorageError> {
         let st = self.inner.state.borrow();
-        let (segment, offset) = match st.segments.get(&st.head) {
+        if st.closed {
+            return Err(StorageError::Closed);
+        }
+        if self.inner.hinting.get() || st.exclusive {
+            return Err(StorageError::Busy);
+        }
+        let position = match st.segments.get(&st.head) {
             Some(h) if !h.sealed => (st.head, h.data_end),
             // No open head: the next record goes to a segment above every current one.
             _ => (
@@ -314,7 +357,7 @@ impl<D: Disk> Log<D> {
                 SEGMENT_DATA_START,
             ),
         };
-        let rows = st
+        let rows: Vec<_> = st
             .segments
             .iter()
             .map(|(id, s)| {
@@ -328,20 +371,31 @@ impl<D: Disk> Log<D> {
                 )
             })
             .collect();
-        HintBuilder {
-            shard_id: st.shard_id,
-            last_seq: st.last_seq(),
-            segment,
-            offset,
-            rows,
-            entries: Vec::new(),
-            count: 0,
-        }
+        self.inner.hinting.set(true);
+        Ok(HintBuilder::new(
+            st.shard_id,
+            st.last_seq(),
+            position,
+            &rows,
+            self.inner.hinting.clone(),
+        ))
+    }
+
+    /// A hint is being built or written.
+    pub fn hinting(&self) -> bool {
+        self.inner.hinting.get()
+    }
+
+    /// Highest seq covered by the hint on disk (0: none written or found).
+    pub fn hint_seq(&self) -> u64 {
+        self.inner.state.borrow().hint_seq
     }
 
     /// Makes the log durable up to the hint, then writes the hint atomically. Run it on
     /// a low-priority task queue; appends continue meanwhile.
-    pub async fn commit_hint(&self, hint: HintBuilder) -> Result<(), StorageError> {
+    pub async fn commit_hint(&self, mut hint: HintBuilder) -> Result<(), StorageError> {
+        // Every record the builder's walk could have seen is at or below this seq.
+        let reach = self.inner.state.borrow().last_seq();
         self.sync().await?;
         let disk = &self.inner.disk;
         match disk.remove(HINT_TEMP_FILE_NAME).await {
@@ -365,6 +419,7 @@ impl<D: Disk> Log<D> {
         disk.sync_dir().await?;
         let mut st = self.inner.state.borrow_mut();
         st.hint_seq = st.hint_seq.max(hint.last_seq);
+        st.hint_reach = st.hint_reach.max(reach);
         Ok(())
     }
 }
@@ -374,22 +429,12 @@ mod tests {
     use super::*;
 
     fn builder() -> HintBuilder {
-        HintBuilder {
-            shard_id: 2,
-            last_seq: 10,
-            segment: 3,
-            offset: 8192,
-            rows: vec![(
-                3,
-                SegmentRow {
-                    data_end: 8192,
-                    seq_min: 1,
-                    seq_max: 10,
-                },
-            )],
-            entries: Vec::new(),
-            count: 0,
-        }
+        let row = SegmentRow {
+            data_end: 8192,
+            seq_min: 1,
+            seq_max: 10,
+        };
+        HintBuilder::new(2, 10, (3, 8192), &[(3, row)], Rc::default())
     }
 
     #[test]

@@ -278,6 +278,10 @@ pub(super) struct State<F> {
     pub(super) rng: u64,
     /// Highest seq the hint file on disk covers (0: none).
     pub(super) hint_seq: u64,
+    /// Highest seq whose effect the hint on disk may hold: a hint built while the node
+    /// serves can list an expiry changed after `hint_seq` (the Touch is after the hint's
+    /// position). Cutting the log below this drops the hint.
+    pub(super) hint_reach: u64,
     pub(super) compaction: Option<(u32, u32)>,
     pub(super) stats: LogStats,
 }
@@ -313,6 +317,7 @@ impl<F: Clone> State<F> {
             spare_waker: None,
             rng: seed,
             hint_seq: 0,
+            hint_reach: 0,
             compaction: None,
             stats: LogStats::default(),
         }
@@ -527,6 +532,8 @@ pub(super) struct Inner<D: Disk> {
     pub(super) disk: D,
     pub(super) options: LogOptions,
     pub(super) state: RefCell<State<D::File>>,
+    /// A hint is being built or written (`begin_hint` until the builder is dropped).
+    pub(super) hinting: Rc<std::cell::Cell<bool>>,
 }
 
 /// The durable log of one shard. A cheap handle (`Rc`): clone it out of the shard's

@@ -521,6 +521,12 @@ impl<D: Disk> Log<D> {
             }
         }
         st.next_seq = max_seq + 1;
+        if report.hint_used {
+            // A periodic hint may reflect expiry changes the node made after its
+            // last_seq while it was being built; which ones is not recorded, so cutting
+            // any record of this log must drop it.
+            st.hint_reach = max_seq;
+        }
         st.written_seq = max_seq;
         st.durable_seq = max_seq;
         report.last_seq = max_seq;
@@ -530,6 +536,7 @@ impl<D: Disk> Log<D> {
             disk,
             options,
             state: std::cell::RefCell::new(st),
+            hinting: Rc::default(),
         };
         Ok((
             Log {

@@ -647,7 +647,7 @@ fn hint_shortens_recovery_and_a_missing_or_corrupt_hint_falls_back() {
                 }
             }
         }
-        let mut hint = log.begin_hint();
+        let mut hint = log.begin_hint().expect("begin a hint");
         shard.push_hint(&mut hint);
         log.commit_hint(hint).await.expect("hint");
         for i in 0..40u32 {
@@ -718,7 +718,7 @@ fn compaction_keeps_every_live_record_and_frees_disk() {
         }
         // A hint taken before compaction: its entries in compacted segments must be
         // superseded by the relocated copies, which lie after its position.
-        let mut hint = log.begin_hint();
+        let mut hint = log.begin_hint().expect("begin a hint");
         shard.borrow().push_hint(&mut hint);
         log.commit_hint(hint).await.expect("hint");
         for i in 0..30u32 {
@@ -839,6 +839,54 @@ fn truncate_after_cuts_the_tail_and_keeps_relocated_records() {
         disk.crash();
         let (_, recovered, _) = reopen(&disk, SyncMode::Sync).await;
         assert_eq!(recovered.view(), committed.view());
+    });
+}
+
+#[test]
+fn one_hint_at_a_time_and_a_cut_below_what_it_saw_drops_it() {
+    block_on(async {
+        let disk = SimDisk::new(23);
+        let (log, mut shard, _) = reopen(&disk, SyncMode::Sync).await;
+        for i in 0..100u32 {
+            let key = format!("k{i}");
+            shard
+                .put(&log, key.as_bytes(), &value(i, 100), 0)
+                .expect("put");
+        }
+        let committed = shard.clone();
+        let mut hint = log.begin_hint().expect("begin a hint");
+        assert!(matches!(log.begin_hint(), Err(StorageError::Busy)));
+        assert!(matches!(
+            log.truncate_after(50).await,
+            Err(StorageError::Busy)
+        ));
+        shard.push_hint(&mut hint);
+        // Appends go on while a node builds its hint a slice at a time, and the walk may
+        // see their effect on an expiry: the hint must not outlive a cut of them.
+        for i in 0..10u32 {
+            shard
+                .put(&log, format!("tail{i}").as_bytes(), &value(i, 50), 0)
+                .expect("put");
+        }
+        log.commit_hint(hint).await.expect("hint");
+        assert!(disk.file_bytes(HINT_FILE_NAME).is_some());
+        assert_eq!(log.hint_seq(), 100);
+        let abandoned = log
+            .begin_hint()
+            .expect("the committed hint released the lock");
+        drop(abandoned);
+
+        let report = log.truncate_after(105).await.expect("truncate");
+        assert_eq!(report.records_cut, 5);
+        assert!(
+            disk.file_bytes(HINT_FILE_NAME).is_none(),
+            "a hint built after seq 105 was appended is dropped by a cut to 105"
+        );
+        log.sync().await.expect("sync");
+        disk.crash();
+        let (_, recovered, report) = reopen(&disk, SyncMode::Sync).await;
+        assert!(!report.hint_used, "{report:?}");
+        assert_eq!(recovered.keys.len(), committed.keys.len() + 5);
     });
 }
 
@@ -1260,7 +1308,7 @@ fn random_ops_compaction_hints_and_crashes_keep_the_synced_state() {
                             }
                         }
                         18 => {
-                            let mut hint = log.begin_hint();
+                            let mut hint = log.begin_hint().expect("begin a hint");
                             shard.borrow().push_hint(&mut hint);
                             log.commit_hint(hint).await.expect("hint");
                             synced = shard.borrow().clone();

@@ -56,7 +56,8 @@ impl<F: Clone> Drop for Exclusive<'_, F> {
 impl<D: Disk> Log<D> {
     /// Cuts every record with a seq above `seq`, durably; the next append gets `seq + 1`
     /// (cut seqs are reused, as Raft reuses the indexes of a truncated tail). Appends fail
-    /// with `Busy` while it runs, and it fails with `Busy` while a compaction step runs.
+    /// with `Busy` while it runs, and it fails with `Busy` while a compaction step runs or
+    /// a hint is being built.
     /// If it fails half-way the log is closed; reopening recovers a consistent log that
     /// may still hold some of the cut records (call it again).
     pub async fn truncate_after(&self, seq: u64) -> Result<TruncateReport, StorageError> {
@@ -66,7 +67,7 @@ impl<D: Disk> Log<D> {
             if st.closed {
                 return Err(StorageError::Closed);
             }
-            if st.compacting || st.exclusive {
+            if st.compacting || st.exclusive || self.inner.hinting.get() {
                 return Err(StorageError::Busy);
             }
             if seq >= st.last_seq() {
@@ -77,14 +78,16 @@ impl<D: Disk> Log<D> {
         }
         let mut guard = Exclusive { state, done: false };
         self.sync().await?;
-        let drop_hint = state.borrow().hint_seq > seq;
+        let drop_hint = state.borrow().hint_reach > seq;
         if drop_hint {
             match self.inner.disk.remove(HINT_FILE_NAME).await {
                 Ok(()) | Err(StorageError::NotFound(_)) => {}
                 Err(e) => return Err(e),
             }
             self.inner.disk.sync_dir().await?;
-            state.borrow_mut().hint_seq = 0;
+            let mut st = state.borrow_mut();
+            st.hint_seq = 0;
+            st.hint_reach = 0;
         }
         let affected: Vec<(u32, D::File, u64, u32)> = {
             let st = state.borrow();
