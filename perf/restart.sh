@@ -1,17 +1,21 @@
 #!/usr/bin/env bash
 # Scenario `restart` (shared BENCHMARKING.md): time from process start to serving with
 # KEYS keys on disk (16 B keys `key:0000NNNNNNNN`, 32 B values), server on CPU 0.
-#   ringkv: loaded by `ringkv bench --preload` (default --durability sync), then
+#   ringkv: loaded by `ringkv bench --preload` (default --durability sync, periodic
+#   hints on: the loading node's hint lines are kept in ringkv-load-hints.txt), then
+#     kill:   SIGKILL, hint.dat removed, restart                  -> full scan (a crash
+#             before any hint: the worst case)
 #     clean:  SIGTERM (the node writes its hint), restart        -> hint used
-#     kill:   SIGKILL, hint.dat removed, restart                  -> full scan
-#     (the first `kill` round is a real SIGKILL of the loader node, which never
-#     wrote a hint; later rounds remove hint.dat to get the same full scan)
+#     crash:  TAIL overwrites (default KEYS/10) after that hint, SIGKILL, restart
+#             -> the periodic hint plus a scan of the tail (a crash between hints)
+#     (the first `kill` round is a real SIGKILL of the loader node; hint.dat is removed
+#     before every `kill` restart)
 #     serving = the `ready` line printed AND `ringkv get` of a key answers its value.
 #   redis: loaded by `ringkv bench --protocol resp --preload`, SAVE (RDB), stopped;
 #     restart -> serving = PING answers PONG and `INFO persistence` says loading:0.
 # Each restart starts cold: the data files are evicted from the page cache first
 # (ringkv reads with O_DIRECT anyway; Redis reads its RDB through the page cache).
-# Cases alternate ringkv-clean, ringkv-kill, redis ROUNDS times. KEYS defaults to 10 M;
+# Cases alternate ringkv-kill, ringkv-clean, ringkv-crash, redis ROUNDS times. KEYS defaults to 10 M;
 # RSS after each restart is recorded too.
 source "$(dirname "$0")/storage-lib.sh"
 if [[ "${SKIP_SETUP:-}" != 1 ]]; then ensure_tools; build; fi
@@ -23,13 +27,15 @@ KEYS="${KEYS:-10000000}"
 KMIN=10000000 # 8 digits after the 8-byte prefix: 16-byte keys
 KMAX=$((KMIN + KEYS - 1))
 PROBE_KEY="key:0000$((KMIN + KEYS / 2))"
+TAIL="${TAIL:-$((KEYS / 10))}"
 LOAD=(--threads 1 --cpus 1 --key-prefix key:0000 --key-minimum "$KMIN" --key-maximum "$KMAX"
     --data-size 32 --preload --ratio 0:1 --clients 1 --requests 1 --timeout-ms 60000 --no-progress)
 {
     echo "scenario: $NAME"
     echo "placement: server taskset -c 0, loader taskset -c 1"
     echo "keys: $KEYS (16 B keys, 32 B values); loader: ringkv bench ${LOAD[*]}"
-    echo "ringkv: serve --cores 1 (defaults: --durability sync, --cache-size-mib 1024)"
+    echo "ringkv: serve --cores 1 (defaults: --durability sync, --cache-size-mib 1024, --hint-interval-secs 60)"
+    echo "crash case: $TAIL overwrites (ringkv bench --ratio 1:0, random keys) after the hint, then SIGKILL"
     echo "redis: redis-server --save '' --appendonly no, RDB written by SAVE"
 } >"$OUT/settings.txt"
 
@@ -77,6 +83,15 @@ ringkv_restart() { # CASE ROUND
     cp "$RK_WORK/err" "$OUT/ringkv-$1-r$2.stderr"
 }
 
+# overwrite_tail: TAIL random overwrites of loaded keys, so the log holds a tail after
+# the last hint.
+overwrite_tail() {
+    taskset -c 1 "$RINGKV" bench --addr "127.0.0.1:$RINGKV_PORT" --threads 1 --cpus 1 \
+        --key-prefix key:0000 --key-minimum "$KMIN" --key-maximum "$KMAX" --data-size 32 \
+        --ratio 1:0 --clients 8 --pipeline 8 --requests $((TAIL / 8)) --timeout-ms 60000 \
+        --no-progress >"$OUT/tail-r$1.txt" 2>&1
+}
+
 redis_restart() { # ROUND
     local t0 t1 i
     drop_file_cache "$RD_WORK/dump.rdb"
@@ -101,7 +116,8 @@ start_ringkv_flags "$RK_WORK"
 load ringkv
 ls -l "$RK_WORK"/data/shard-0 >"$OUT/ringkv-files.txt"
 du -sh "$RK_WORK/data" >>"$OUT/ringkv-files.txt"
-kill_server KILL # round 1 of `kill`: the loader node dies without a hint
+grep 'wrote a hint' "$RK_WORK/err" >"$OUT/ringkv-load-hints.txt" || true
+kill_server KILL # round 1 of `kill`: the loader node dies
 
 log "$NAME: loading redis with $KEYS keys"
 start_redis_flags "$RD_WORK"
@@ -112,10 +128,13 @@ ls -l "$RD_WORK" >"$OUT/redis-files.txt"
 kill_server TERM
 
 for ((round = 1; round <= ROUNDS; round++)); do
-    ((round > 1)) && rm -f "$RK_WORK/data/shard-0/hint.dat"
+    rm -f "$RK_WORK/data/shard-0/hint.dat"
     ringkv_restart kill "$round"
     kill_server TERM # writes the hint for the clean case
     ringkv_restart clean "$round"
+    overwrite_tail "$round"
+    kill_server KILL
+    ringkv_restart crash "$round"
     kill_server TERM
     redis_restart "$round"
     kill_server TERM
