@@ -223,6 +223,9 @@ pub struct HintBuilder {
     last_seq: u64,
     header: [u8; HEADER_SIZE],
     bytes: Vec<u8>,
+    /// crc32c of the body so far, kept up as entries are pushed: a checksum of the whole
+    /// body at commit would hold the executor for tens of milliseconds on a large hint.
+    body_crc: u32,
     count: u64,
     busy: Rc<Cell<bool>>,
 }
@@ -260,6 +263,7 @@ impl HintBuilder {
         HintBuilder {
             last_seq,
             header,
+            body_crc: crc32c::crc32c(&bytes[HEADER_SIZE..]),
             bytes,
             count: 0,
             busy,
@@ -293,6 +297,7 @@ impl HintBuilder {
             "hint entry newer than the hint"
         );
         let e = &mut self.bytes;
+        let start = e.len();
         e.push(kind.code());
         e.extend_from_slice(&[0, 0, 0]);
         e.extend_from_slice(&(key.len() as u32).to_le_bytes());
@@ -307,6 +312,7 @@ impl HintBuilder {
             e.len() + (align_up(key.len() as u32, RECORD_ALIGN) as usize - key.len()),
             0,
         );
+        self.body_crc = crc32c::crc32c_append(self.body_crc, &e[start..]);
         self.count += 1;
     }
 
@@ -330,8 +336,8 @@ impl HintBuilder {
         h[60..64].copy_from_slice(&crc.to_le_bytes());
         let mut out = std::mem::take(&mut self.bytes);
         out[..HEADER_SIZE].copy_from_slice(&self.header);
-        let crc = crc32c::crc32c(&out[HEADER_SIZE..]);
-        out.extend_from_slice(&crc.to_le_bytes());
+        debug_assert_eq!(self.body_crc, crc32c::crc32c(&out[HEADER_SIZE..]));
+        out.extend_from_slice(&self.body_crc.to_le_bytes());
         let padded = out.len().div_ceil(BLOCK_SIZE as usize) * BLOCK_SIZE as usize;
         out.resize(padded, 0);
         out
