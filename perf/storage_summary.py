@@ -123,6 +123,8 @@ def main():
         lines += durable_extra(d)
     if name == "restart":
         lines += timing_table(d, "restart-*.json", ["seconds_to_serving", "keys"])
+    if name == "hint-cost":
+        lines += timing_table(d, "hints-*.json", ["hints_written", "hint_ms"])
     if name == "memory-per-key":
         lines += timing_table(d, "memory-*.json", ["rss_mib", "bytes_per_key", "overhead_per_key"])
     if name == "beyond-ram":
