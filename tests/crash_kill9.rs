@@ -2,8 +2,9 @@
 //! node that is SIGKILLed at seeded random moments and restarted on the same data dir.
 //! Every acknowledged write must survive with its value and version; a write in flight
 //! at the kill may or may not be there, but never half-written; deleted keys stay
-//! deleted; counters never go backwards. Small segments make the log roll, and a low
-//! garbage threshold in every other cycle makes compaction run under the kills.
+//! deleted; counters never go backwards. Small segments make the log roll, a low
+//! garbage threshold in every other cycle makes compaction run under the kills, and
+//! every third cycle writes periodic hints before its kill.
 //!
 //! Replay a failure with `RINGKV_SEED=<seed printed> cargo test --test crash_kill9`.
 
@@ -207,11 +208,15 @@ fn acknowledged_writes_survive_sigkill_under_load() {
         .collect();
     let started = Instant::now();
     let mut cycle = 0;
-    let (mut kills, mut clean) = (0, 0);
+    let (mut kills, mut clean, mut hinted_kills) = (0, 0, 0);
     let acked_ops = Arc::new(AtomicU64::new(0));
     while cycle < CYCLES_MAX && started.elapsed() < RUN_TIME {
         let garbage = if cycle % 2 == 0 { "5" } else { "50" };
-        let flags = common::small_segments(garbage);
+        // Every third cycle lives long enough for periodic hints (1 s apart), so kills
+        // also land after, and sometimes during, a hint written under load.
+        let hinting = cycle % 3 == 1;
+        let mut flags = common::small_segments(garbage).to_vec();
+        flags.extend(["--hint-interval-secs", if hinting { "1" } else { "0" }]);
         let mut node = Node::start_in(&data, 2, &flags)
             .unwrap_or_else(|e| panic!("seed {seed}: restart {cycle} failed: {e}"));
         verify(&node, &mut tracks, seed, cycle);
@@ -225,7 +230,8 @@ fn acknowledged_writes_survive_sigkill_under_load() {
                 thread::spawn(move || writer(addr, t, s, cycle, stop, acked))
             })
             .collect();
-        thread::sleep(Duration::from_millis(rng.range(50, 700)));
+        let (live_min, live_max) = if hinting { (900, 2500) } else { (50, 700) };
+        thread::sleep(Duration::from_millis(rng.range(live_min, live_max)));
         // Every fifth cycle stops cleanly (hint written); the others crash.
         let clean_stop = cycle % 5 == 4;
         if clean_stop {
@@ -238,6 +244,9 @@ fn acknowledged_writes_survive_sigkill_under_load() {
             clean += 1;
         } else {
             node.kill();
+            if hinting && node.stderr.lock().is_ok_and(|e| e.contains("wrote a hint")) {
+                hinted_kills += 1;
+            }
             stop.store(true, Ordering::Relaxed);
             tracks = handles
                 .into_iter()
@@ -256,12 +265,16 @@ fn acknowledged_writes_survive_sigkill_under_load() {
     verify(&node, &mut tracks, seed, cycle);
     let segments = std::fs::read_dir(data.join("shard-0")).map_or(0, |d| d.count());
     println!(
-        "crash_kill9: {cycle} cycles ({kills} kills, {clean} clean stops), {} acknowledged \
-         writes, {segments} files in shard-0, {:?}",
+        "crash_kill9: {cycle} cycles ({kills} kills, {hinted_kills} after a periodic hint, \
+         {clean} clean stops), {} acknowledged writes, {segments} files in shard-0, {:?}",
         acked_ops.load(Ordering::Relaxed),
         started.elapsed()
     );
     assert!(kills >= 3, "seed {seed}: too few kill cycles ran ({kills})");
+    assert!(
+        hinted_kills >= 1,
+        "seed {seed}: no kill came after a periodic hint"
+    );
     assert!(
         acked_ops.load(Ordering::Relaxed) >= 100,
         "seed {seed}: too little load to test anything"
@@ -278,7 +291,9 @@ fn after_sigkill_the_cache_holds_live_values_not_overwritten_ones() {
     const VERSIONS: usize = 8;
     let dir = temp_dir();
     let data = dir.path().join("data");
-    let flags = ["--cache-size-mib", "1"];
+    // No periodic hint: the restart must fold the whole log, overwritten values included
+    // (a hint lists live values only and would hide a budget leak).
+    let flags = ["--cache-size-mib", "1", "--hint-interval-secs", "0"];
     let value = |key: usize, version: usize| vec![b'a' + ((key + version) % 26) as u8; VALUE_SIZE];
     let mut node = Node::start_in(&data, 1, &flags).expect("node starts");
     let mut client = Client::connect(node.addr(), Duration::from_secs(5)).expect("connect");
