@@ -415,13 +415,24 @@ impl<D: Disk> Log<D> {
                 max: HINT_SIZE_MAX,
             });
         }
-        let file = disk.create(HINT_TEMP_FILE_NAME, bytes.len() as u64).await?;
-        for (i, chunk) in bytes.chunks(FLUSH_WRITE_SIZE_MAX as usize).enumerate() {
-            disk.write_at(&file, (i * FLUSH_WRITE_SIZE_MAX as usize) as u64, chunk)
+        let written = async {
+            let file = disk
+                .create_unfilled(HINT_TEMP_FILE_NAME, bytes.len() as u64)
                 .await?;
+            for (i, chunk) in bytes.chunks(FLUSH_WRITE_SIZE_MAX as usize).enumerate() {
+                disk.write_at(&file, (i * FLUSH_WRITE_SIZE_MAX as usize) as u64, chunk)
+                    .await?;
+            }
+            disk.sync(&file).await?;
+            disk.rename(HINT_TEMP_FILE_NAME, HINT_FILE_NAME).await
         }
-        disk.sync(&file).await?;
-        disk.rename(HINT_TEMP_FILE_NAME, HINT_FILE_NAME).await?;
+        .await;
+        if let Err(e) = written {
+            // Give the space back now (a full disk needs it for the log), not at the
+            // next hint; the old hint, if any, is still in place.
+            let _ = disk.remove(HINT_TEMP_FILE_NAME).await;
+            return Err(e);
+        }
         disk.sync_dir().await?;
         let mut st = self.inner.state.borrow_mut();
         st.hint_seq = st.hint_seq.max(hint.last_seq);

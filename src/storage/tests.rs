@@ -890,6 +890,47 @@ fn one_hint_at_a_time_and_a_cut_below_what_it_saw_drops_it() {
     });
 }
 
+#[test]
+fn a_hint_that_fails_to_write_leaves_the_old_one_and_no_temp_file() {
+    block_on(async {
+        let disk = SimDisk::new(29);
+        let (log, mut shard, _) = reopen(&disk, SyncMode::Sync).await;
+        for i in 0..50u32 {
+            shard
+                .put(&log, format!("k{i}").as_bytes(), &value(i, 100), 0)
+                .expect("put");
+        }
+        let mut hint = log.begin_hint().expect("begin a hint");
+        shard.push_hint(&mut hint);
+        log.commit_hint(hint).await.expect("first hint");
+        let first = disk.file_bytes(HINT_FILE_NAME).expect("hint written");
+        log.sync().await.expect("nothing left to sync");
+        // The log has nothing to sync, so the first failing step is the hint's own
+        // fdatasync, after its temp file was created and written.
+        let before = disk.stats();
+        disk.set_faults(SimFaults {
+            sync_error_per_mille: 1000,
+            ..SimFaults::default()
+        });
+        let mut hint = log.begin_hint().expect("begin a hint");
+        shard.push_hint(&mut hint);
+        assert!(log.commit_hint(hint).await.is_err());
+        disk.set_faults(SimFaults::default());
+        let after = disk.stats();
+        assert_eq!(
+            after.creates,
+            before.creates + 1,
+            "the temp file was created"
+        );
+        assert!(!disk.names().iter().any(|n| n == HINT_TEMP_FILE_NAME));
+        assert_eq!(disk.file_bytes(HINT_FILE_NAME), Some(first));
+        assert!(
+            log.begin_hint().is_ok(),
+            "the failed hint released the lock"
+        );
+    });
+}
+
 /// One task per key, all started at once: append a one-byte Put, wait until it is
 /// durable, return its seq.
 fn durable_puts(
