@@ -166,6 +166,29 @@ impl DmaDisk {
     pub fn dir(&self) -> &Path {
         &self.dir
     }
+
+    /// Creates a new file with `flags` and reserves `size` bytes for it (fallocate:
+    /// unwritten extents that read as zeros).
+    async fn create_reserved(
+        &self,
+        name: &str,
+        size: u64,
+        flags: i32,
+    ) -> Result<Rc<DmaFile>, StorageError> {
+        assert_aligned(size, 0);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .custom_flags(flags)
+            .dma_open(self.dir.join(name))
+            .await
+            .map_err(io_err("create"))?;
+        file.pre_allocate(size, false)
+            .await
+            .map_err(io_err("preallocate"))?;
+        Ok(Rc::new(file))
+    }
 }
 
 impl Disk for DmaDisk {
@@ -183,19 +206,7 @@ impl Disk for DmaDisk {
     }
 
     async fn create(&self, name: &str, size: u64) -> Result<Self::File, StorageError> {
-        assert_aligned(size, 0);
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .custom_flags(self.flags())
-            .dma_open(self.dir.join(name))
-            .await
-            .map_err(io_err("create"))?;
-        let file = Rc::new(file);
-        file.pre_allocate(size, false)
-            .await
-            .map_err(io_err("preallocate"))?;
+        let file = self.create_reserved(name, size, self.flags()).await?;
         // fallocate leaves unwritten extents; writing zeros once makes later appends
         // plain overwrites, so their fdatasync has no extent conversion to journal.
         let mut pos = 0u64;
@@ -218,18 +229,7 @@ impl Disk for DmaDisk {
     }
 
     async fn create_unfilled(&self, name: &str, size: u64) -> Result<Self::File, StorageError> {
-        assert_aligned(size, 0);
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .dma_open(self.dir.join(name))
-            .await
-            .map_err(io_err("create"))?;
-        file.pre_allocate(size, false)
-            .await
-            .map_err(io_err("preallocate"))?;
-        Ok(Rc::new(file))
+        self.create_reserved(name, size, 0).await
     }
 
     async fn file_size(&self, file: &Self::File) -> Result<u64, StorageError> {
