@@ -24,14 +24,12 @@ FLAGS=(--threads 1 --cpus 1 --clients 50 --pipeline 1 --ratio 1:0 --data-size 25
     echo "bench flags: ${FLAGS[*]}"
 } >"$OUT/settings.txt"
 
-WORK=""
-cleanup_work() { [[ -n "$WORK" ]] && rm -rf "$WORK"; WORK=""; }
-trap 'stop_server; cleanup_work' EXIT
+trap_cleanup
 
 for ((round = 1; round <= ROUNDS; round++)); do
     for kind in ringkv redis; do
         log "$NAME round $round/$ROUNDS: $kind (load average $(cut -d' ' -f1 /proc/loadavg))"
-        WORK="$(mktemp -d /tmp/ringkv-perf-durable.XXXXXX)"
+        new_work durable
         if [[ $kind == ringkv ]]; then
             start_ringkv_flags "$WORK"
         else

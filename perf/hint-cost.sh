@@ -21,14 +21,12 @@ FLAGS=(--threads 1 --cpus 1 --clients 50 --pipeline 1 --ratio 1:0 --data-size 25
     echo "bench flags: ${FLAGS[*]}"
 } >"$OUT/settings.txt"
 
-WORK=""
-cleanup_work() { [[ -n "$WORK" ]] && rm -rf "$WORK"; WORK=""; }
-trap 'stop_server; cleanup_work' EXIT
+trap_cleanup
 
 for ((round = 1; round <= ROUNDS; round++)); do
     for kind in ringkv-hints ringkv-nohints; do
         log "$NAME round $round/$ROUNDS: $kind"
-        WORK="$(mktemp -d /tmp/ringkv-perf-hints.XXXXXX)"
+        new_work hints
         if [[ $kind == ringkv-hints ]]; then
             start_ringkv_flags "$WORK"
         else

@@ -26,11 +26,10 @@ LOAD=(--threads 1 --cpus 1 --key-prefix key:0000 --key-minimum "$KMIN" --key-max
     echo "keys: $KEYS (16 B keys, 32 B values); loader: ringkv bench ${LOAD[*]}"
 } >"$OUT/settings.txt"
 
-WORK=""
-trap 'stop_server; [[ -n "$WORK" ]] && rm -rf "$WORK"' EXIT
+trap_cleanup
 
 start_case() { # CASE
-    WORK="$(mktemp -d /tmp/ringkv-perf-mem.XXXXXX)"
+    new_work mem
     case "$1" in
     ringkv-cached) start_ringkv_flags "$WORK" --cache-size-mib 4096 ;;
     ringkv-uncached) start_ringkv_flags "$WORK" --cache-size-mib 1 ;;
@@ -84,8 +83,7 @@ print(json.dumps({
 EOF
         log "$c: $(cat "$OUT/memory-$c-r$round.json")"
         kill_server TERM
-        rm -rf "$WORK"
-        WORK=""
+        cleanup_work
     done
 done
 python3 "$PERF_DIR/storage_summary.py" memory-per-key "$OUT" | tee "$OUT/summary.md"

@@ -5,6 +5,13 @@
 
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
+# WORK: the current case's scratch dir (data dir, logs); new_work makes one, and
+# cleanup_work removes it (also on exit, with the server, once trap_cleanup is set).
+WORK=""
+new_work() { WORK="$(mktemp -d "/tmp/ringkv-perf-$1.XXXXXX")"; }
+cleanup_work() { if [[ -n "$WORK" ]]; then rm -rf "$WORK"; fi; WORK=""; }
+trap_cleanup() { trap 'stop_server; cleanup_work' EXIT; }
+
 # start_ringkv_flags DATA_DIR EXTRA_FLAGS...: one shard on CPU 0, waits for `ready`
 # (bounded). DATA_DIR is kept (the caller removes it) so restarts can reuse it.
 start_ringkv_flags() {
