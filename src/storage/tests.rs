@@ -61,6 +61,14 @@ struct Shard {
 }
 
 impl Shard {
+    /// Puts keys `{prefix}0` .. `{prefix}{count - 1}`, key `i` with `value(i, size)`.
+    fn put_each(&mut self, log: &Log<SimDisk>, prefix: &str, count: u32, size: usize) {
+        for i in 0..count {
+            self.put(log, format!("{prefix}{i}").as_bytes(), &value(i, size), 0)
+                .expect("put");
+        }
+    }
+
     fn put(
         &mut self,
         log: &Log<SimDisk>,
@@ -520,11 +528,7 @@ fn torn_write_fails_the_flush_and_a_retry_rewrites_it() {
         block_on(async {
             let disk = SimDisk::new(21);
             let (log, mut shard, _) = reopen(&disk, SyncMode::Sync).await;
-            for i in 0..50u32 {
-                shard
-                    .put(&log, format!("a{i}").as_bytes(), &value(i, 300), 0)
-                    .expect("put");
-            }
+            shard.put_each(&log, "a", 50, 300);
             log.sync().await.expect("sync");
             let acked = shard.clone();
             disk.set_faults(SimFaults {
@@ -580,11 +584,7 @@ fn no_space_fails_waiters_refuses_appends_and_recovers() {
     block_on(async {
         let disk = SimDisk::new(5);
         let (log, mut shard, _) = reopen(&disk, SyncMode::Sync).await;
-        for i in 0..20u32 {
-            shard
-                .put(&log, format!("a{i}").as_bytes(), &value(i, 1000), 0)
-                .expect("put");
-        }
+        shard.put_each(&log, "a", 20, 1000);
         log.sync().await.expect("sync");
         disk.set_faults(SimFaults {
             no_space: true,
@@ -863,11 +863,7 @@ fn one_hint_at_a_time_and_a_cut_below_what_it_saw_drops_it() {
         shard.push_hint(&mut hint);
         // Appends go on while a node builds its hint a slice at a time, and the walk may
         // see their effect on an expiry: the hint must not outlive a cut of them.
-        for i in 0..10u32 {
-            shard
-                .put(&log, format!("tail{i}").as_bytes(), &value(i, 50), 0)
-                .expect("put");
-        }
+        shard.put_each(&log, "tail", 10, 50);
         log.commit_hint(hint).await.expect("hint");
         assert!(disk.file_bytes(HINT_FILE_NAME).is_some());
         assert_eq!(log.hint_seq(), 100);
@@ -895,11 +891,7 @@ fn a_hint_that_fails_to_write_leaves_the_old_one_and_no_temp_file() {
     block_on(async {
         let disk = SimDisk::new(29);
         let (log, mut shard, _) = reopen(&disk, SyncMode::Sync).await;
-        for i in 0..50u32 {
-            shard
-                .put(&log, format!("k{i}").as_bytes(), &value(i, 100), 0)
-                .expect("put");
-        }
+        shard.put_each(&log, "k", 50, 100);
         let mut hint = log.begin_hint().expect("begin a hint");
         shard.push_hint(&mut hint);
         log.commit_hint(hint).await.expect("first hint");
@@ -1171,11 +1163,7 @@ fn bit_flips_are_detected_never_returned() {
     block_on(async {
         let disk = SimDisk::new(23);
         let (log, mut shard, _) = reopen(&disk, SyncMode::Sync).await;
-        for i in 0..200u32 {
-            shard
-                .put(&log, format!("k{i}").as_bytes(), &value(i, 300), 0)
-                .expect("put");
-        }
+        shard.put_each(&log, "k", 200, 300);
         log.sync().await.expect("sync");
         disk.set_faults(SimFaults {
             read_bit_flip_per_mille: 1000,
