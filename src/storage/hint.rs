@@ -221,7 +221,6 @@ pub(super) async fn read_hint<D: Disk>(disk: &D, shard_id: u32) -> Result<Option
 /// is built and written.
 pub struct HintBuilder {
     last_seq: u64,
-    header: [u8; HEADER_SIZE],
     bytes: Vec<u8>,
     /// crc32c of the body so far, kept up as entries are pushed: a checksum of the whole
     /// body at commit would hold the executor for tens of milliseconds on a large hint.
@@ -244,15 +243,15 @@ impl HintBuilder {
         rows: &[(u32, SegmentRow)],
         busy: Rc<Cell<bool>>,
     ) -> HintBuilder {
-        let mut header = [0u8; HEADER_SIZE];
-        header[0..8].copy_from_slice(&HINT_MAGIC);
-        header[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
-        header[12..16].copy_from_slice(&shard_id.to_le_bytes());
-        header[16..24].copy_from_slice(&last_seq.to_le_bytes());
-        header[24..28].copy_from_slice(&segment.to_le_bytes());
-        header[28..32].copy_from_slice(&offset.to_le_bytes());
-        header[32..36].copy_from_slice(&(rows.len() as u32).to_le_bytes());
+        // The header's counts, sizes and checksum are filled in by `encode`.
         let mut bytes = Vec::with_capacity(HEADER_SIZE + rows.len() * ROW_SIZE);
+        bytes.extend_from_slice(&HINT_MAGIC);
+        bytes.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        bytes.extend_from_slice(&shard_id.to_le_bytes());
+        bytes.extend_from_slice(&last_seq.to_le_bytes());
+        bytes.extend_from_slice(&segment.to_le_bytes());
+        bytes.extend_from_slice(&offset.to_le_bytes());
+        bytes.extend_from_slice(&(rows.len() as u32).to_le_bytes());
         bytes.resize(HEADER_SIZE, 0);
         for (id, row) in rows {
             bytes.extend_from_slice(&id.to_le_bytes());
@@ -262,7 +261,6 @@ impl HintBuilder {
         }
         HintBuilder {
             last_seq,
-            header,
             body_crc: crc32c::crc32c(&bytes[HEADER_SIZE..]),
             bytes,
             count: 0,
@@ -328,14 +326,12 @@ impl HintBuilder {
 
     /// Completes the file in place: header, body checksum, padding to a whole block.
     fn encode(&mut self) -> Vec<u8> {
-        let body_size = (self.bytes.len() - HEADER_SIZE) as u64;
-        let h = &mut self.header;
-        h[40..48].copy_from_slice(&self.count.to_le_bytes());
-        h[48..56].copy_from_slice(&body_size.to_le_bytes());
-        let crc = crc32c::crc32c(&h[..60]);
-        h[60..64].copy_from_slice(&crc.to_le_bytes());
         let mut out = std::mem::take(&mut self.bytes);
-        out[..HEADER_SIZE].copy_from_slice(&self.header);
+        let body_size = (out.len() - HEADER_SIZE) as u64;
+        out[40..48].copy_from_slice(&self.count.to_le_bytes());
+        out[48..56].copy_from_slice(&body_size.to_le_bytes());
+        let crc = crc32c::crc32c(&out[..60]);
+        out[60..64].copy_from_slice(&crc.to_le_bytes());
         debug_assert_eq!(self.body_crc, crc32c::crc32c(&out[HEADER_SIZE..]));
         out.extend_from_slice(&self.body_crc.to_le_bytes());
         let padded = out.len().div_ceil(BLOCK_SIZE as usize) * BLOCK_SIZE as usize;
