@@ -135,6 +135,49 @@ pub struct Core {
     replies: Senders<Returned>,
     waiting: RefCell<HashMap<u64, LocalSender<Vec<Reply>>>>,
     next_token: Cell<u64>,
+    stop: StopBell,
+}
+
+/// Milliseconds between two looks at the stop flag (set by the signal thread).
+const STOP_POLL_MS: u64 = 20;
+
+/// Wakes its waiters once a flag set by another thread turns true, and not before.
+/// One task per bell polls the flag and closes a semaphore that never has a permit.
+///
+/// Racing a socket operation against a polling loop instead would re-poll the socket
+/// future every tick, and glommio 0.9 keeps one more waker per poll of a pending socket
+/// operation: after 32767 ticks (about 11 minutes of an accept loop without a
+/// connection) the task's reference count overflowed, the listener's task panicked and
+/// the port stopped answering.
+pub(crate) struct StopBell {
+    flag: Arc<AtomicBool>,
+    bell: Rc<glommio::sync::Semaphore>,
+    watching: Cell<bool>,
+}
+
+impl StopBell {
+    pub(crate) fn new(flag: Arc<AtomicBool>) -> StopBell {
+        StopBell {
+            flag,
+            bell: Rc::new(glommio::sync::Semaphore::new(0)),
+            watching: Cell::new(false),
+        }
+    }
+
+    /// Resolves once the flag is set.
+    pub(crate) async fn rung(&self) {
+        if !self.watching.replace(true) {
+            let (flag, bell) = (self.flag.clone(), self.bell.clone());
+            glommio::spawn_local(async move {
+                while !flag.load(Ordering::Relaxed) {
+                    glommio::timer::sleep(Duration::from_millis(STOP_POLL_MS)).await;
+                }
+                bell.close();
+            })
+            .detach();
+        }
+        let _ = self.bell.acquire(1).await;
+    }
 }
 
 impl Core {
@@ -158,13 +201,14 @@ impl Core {
             counters,
             topology,
             config,
-            shutdown,
             started: Instant::now(),
             resp_port: Cell::new(None),
             requests,
             replies,
             waiting: RefCell::new(HashMap::new()),
             next_token: Cell::new(1),
+            stop: StopBell::new(shutdown.clone()),
+            shutdown,
         })
     }
 
@@ -178,11 +222,10 @@ impl Core {
         self.shutdown.load(Ordering::Relaxed)
     }
 
-    /// Resolves when the node has been asked to stop.
+    /// Resolves when the node has been asked to stop, and wakes nothing before
+    /// ([`StopBell`]).
     pub async fn stopped(&self) {
-        while !self.stopping() {
-            glommio::timer::sleep(Duration::from_millis(20)).await;
-        }
+        self.stop.rung().await
     }
 
     /// Runs commands on this core's shard, in order, and answers once their writes (and
@@ -410,5 +453,48 @@ impl Core {
             })
             .detach();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    use super::*;
+
+    /// A future that never completes and counts how often it is polled.
+    struct CountPolls(Rc<Cell<u32>>);
+
+    impl Future for CountPolls {
+        type Output = ();
+        fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<()> {
+            self.0.set(self.0.get() + 1);
+            Poll::Pending
+        }
+    }
+
+    #[test]
+    fn a_stop_bell_wakes_its_racer_only_when_rung() {
+        let handle = glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound)
+            .io_memory(512 * 1024)
+            .spawn(|| async {
+                let flag = Arc::new(AtomicBool::new(false));
+                let bell = Rc::new(StopBell::new(flag.clone()));
+                let polls = Rc::new(Cell::new(0));
+                let racer = {
+                    let (bell, polls) = (bell.clone(), polls.clone());
+                    glommio::spawn_local(async move {
+                        futures_lite::future::or(CountPolls(polls), bell.rung()).await;
+                    })
+                };
+                glommio::timer::sleep(Duration::from_millis(30 * STOP_POLL_MS)).await;
+                assert_eq!(polls.get(), 1, "the racer was woken before the bell rang");
+                flag.store(true, Ordering::Relaxed);
+                racer.await;
+            })
+            .expect("executor");
+        handle.join().expect("join");
     }
 }
