@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::{temp_dir, Node, Rng};
+use common::{eventually, temp_dir, Node, Rng};
 use ringkv::client::Client;
 use ringkv::proto::Status;
 use ringkv::storage::{decode_record, HeaderBlock, RecordKind, SegmentHeader, HINT_FILE_NAME};
@@ -424,4 +424,119 @@ fn flipped_bits_in_a_record_the_hint_points_at_are_never_served() {
     drop(client);
     verify(&node, &history, &others, true);
     writes_after_recovery(node, &data, &mut history);
+}
+
+/// Keys whose latest record lies in `path`.
+fn keys_latest_in(recs: &[OnDisk], path: &Path) -> Vec<Vec<u8>> {
+    damaged_keys(recs, path, 0, u64::MAX)
+}
+
+#[test]
+fn zeroed_header_block_keeps_the_segment_and_reports_what_it_held() {
+    // Both header copies live in block 0; without them the segment's records cannot be
+    // verified (their checksums are seeded by the header's nonce). The node must say so,
+    // keep the file, and serve everything else; the segment must not pass for an unused
+    // spare and be deleted. With a hint (clean stop) and without one (kill).
+    for clean in [true, false] {
+        let (seed, mut rng) = seed();
+        let dir = temp_dir();
+        let data = dir.path().join("data");
+        let (mut node, mut history) = populate(&data, &mut rng);
+        if clean {
+            assert!(node.terminate().success());
+        } else {
+            node.kill();
+        }
+        let recs = records(&data);
+        let first = segments(&data)[0].clone();
+        let lost = keys_latest_in(&recs, &first);
+        assert!(!lost.is_empty(), "the first segment holds latest records");
+        let mut bytes = std::fs::read(&first).expect("read");
+        bytes[..4096].fill(0);
+        std::fs::write(&first, bytes).expect("write");
+        let node = Node::start_in(&data, 1, &FLAGS)
+            .unwrap_or_else(|e| panic!("seed {seed}: node must start: {e}"));
+        eventually(Duration::from_secs(5), || {
+            !node.stderr_lines("no readable header").is_empty()
+        });
+        let warnings = node.stderr_lines("no readable header");
+        assert_eq!(warnings.len(), 1, "seed {seed}: not reported: {warnings:?}");
+        println!("{}", warnings[0]);
+        assert!(
+            first.exists(),
+            "seed {seed}: the damaged segment was deleted"
+        );
+        verify(&node, &history, &lost, false);
+        writes_after_recovery(node, &data, &mut history);
+        assert!(first.exists(), "the damaged segment is kept");
+    }
+}
+
+#[test]
+fn last_segment_truncated_below_the_hint_rejects_the_hint() {
+    let (seed, mut rng) = seed();
+    let dir = temp_dir();
+    let data = dir.path().join("data");
+    let (mut node, mut history) = populate(&data, &mut rng);
+    assert!(node.terminate().success(), "a clean stop writes the hint");
+    let recs = records(&data);
+    let last = segments(&data).pop().expect("a segment");
+    let data_end = recs
+        .iter()
+        .filter(|r| r.path == last)
+        .map(|r| r.offset + r.size)
+        .max()
+        .unwrap_or(4096);
+    // Anywhere before the hint's position (the end of the data): entries and the scan
+    // position would point past the file's end.
+    let cut = rng.range(100, data_end.max(101));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&last)
+        .expect("open")
+        .set_len(cut)
+        .expect("truncate");
+    let damaged = damaged_keys(&recs, &last, cut - cut % 4096, u64::MAX);
+    println!(
+        "seed {seed}: cut {} at {cut} (data end {data_end})",
+        last.display()
+    );
+    let node = Node::start_in(&data, 1, &FLAGS)
+        .unwrap_or_else(|e| panic!("seed {seed}: node must start after truncation: {e}"));
+    let (_, _, line) = recovery_counts(&node);
+    assert!(line.contains("no usable hint"), "seed {seed}: {line}");
+    eventually(Duration::from_secs(5), || {
+        !node.stderr_lines("shorter than their header").is_empty()
+    });
+    assert_eq!(node.stderr_lines("shorter than their header").len(), 1);
+    verify(&node, &history, &damaged, false);
+    writes_after_recovery(node, &data, &mut history);
+}
+
+#[test]
+fn a_lost_shard_dir_or_manifest_refuses_to_start() {
+    let (_, mut rng) = seed();
+    let dir = temp_dir();
+    let data = dir.path().join("data");
+    let (mut node, history) = populate(&data, &mut rng);
+    assert!(node.terminate().success());
+    let moved = dir.path().join("shard-0.moved");
+    std::fs::rename(shard_dir(&data), &moved).expect("move shard dir");
+    let Err(e) = Node::start_in(&data, 1, &FLAGS) else {
+        panic!("a lost shard dir must not start empty");
+    };
+    assert!(e.contains("lost"), "{e}");
+    std::fs::rename(&moved, shard_dir(&data)).expect("restore shard dir");
+    let manifest = data.join("MANIFEST");
+    let saved = std::fs::read(&manifest).expect("manifest");
+    std::fs::remove_file(&manifest).expect("remove manifest");
+    for cores in [1, 2] {
+        let Err(e) = Node::start_in(&data, cores, &FLAGS) else {
+            panic!("no manifest beside old shards must not start");
+        };
+        assert!(e.contains("no MANIFEST"), "{e}");
+    }
+    std::fs::write(&manifest, saved).expect("restore manifest");
+    let node = Node::start_in(&data, 1, &FLAGS).expect("starts once restored");
+    verify(&node, &history, &[], false);
 }

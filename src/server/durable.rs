@@ -171,7 +171,40 @@ pub async fn open_shard(config: &Config, id: usize, cores: usize) -> Result<Node
         report.corrupt_skipped,
         report.duration_us / 1000,
     );
+    for warning in recovery_warnings(&report) {
+        eprintln!("ringkv: shard {id} WARNING: {warning}");
+    }
     Ok(shard)
+}
+
+/// What recovery found damaged or could not use, one sentence each (none on a clean log).
+fn recovery_warnings(report: &storage::RecoveryReport) -> Vec<String> {
+    let mut out = Vec::new();
+    if !report.unreadable.is_empty() {
+        out.push(format!(
+            "segment files {:?} have no readable header; they are kept on disk and left out \
+             of the log ({} live keys the hint listed in them are lost)",
+            report.unreadable, report.hint_entries_lost
+        ));
+    }
+    if report.segments_truncated > 0 {
+        out.push(format!(
+            "{} segment files are shorter than their header says; what they lost is gone",
+            report.segments_truncated
+        ));
+    }
+    if let Some(why) = &report.hint_rejected {
+        out.push(format!(
+            "the hint file was not used ({why}); the whole log was scanned"
+        ));
+    }
+    if report.corrupt_skipped > 0 {
+        out.push(format!(
+            "{} damaged records ({} bytes) were skipped and are not served",
+            report.corrupt_skipped, report.corrupt_bytes
+        ));
+    }
+    out
 }
 
 /// Starts the flusher (latency queue) and the compaction loop (background queue).

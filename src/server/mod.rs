@@ -101,32 +101,62 @@ const MANIFEST_FILE: &str = "MANIFEST";
 
 fn check_manifest(dir: &std::path::Path, cores: usize) -> Result<(), ServerError> {
     let path = dir.join(MANIFEST_FILE);
-    let expected = format!(
-        "ringkv data dir
-format 1
-shards {cores}
-"
-    );
+    let shard_dir = |k: usize| dir.join(format!("shard-{k}"));
     match std::fs::read_to_string(&path) {
         Ok(text) => {
-            let shards = text
-                .lines()
-                .find_map(|l| l.strip_prefix("shards "))
-                .and_then(|n| n.trim().parse::<usize>().ok());
-            match shards {
-                Some(n) if n == cores => Ok(()),
-                Some(n) => Err(err(format!(
-                    "data dir {} holds {n} shards; start the node with --cores {n} (the shard count of a data dir cannot change)",
-                    dir.display()
-                ))),
-                None => Err(err(format!("{} is not a ringkv manifest", path.display()))),
+            let field = |name: &str| {
+                text.lines()
+                    .find_map(|l| l.strip_prefix(name))
+                    .and_then(|n| n.trim().parse::<usize>().ok())
+            };
+            match (field("format "), field("shards ")) {
+                (Some(1), Some(n)) if n == cores => {}
+                (Some(1), Some(n)) => {
+                    return Err(err(format!(
+                        "data dir {} holds {n} shards; start the node with --cores {n} (the shard count of a data dir cannot change)",
+                        dir.display()
+                    )))
+                }
+                (Some(f), Some(_)) => {
+                    return Err(err(format!(
+                        "{} is of data dir format {f}; this ringkv reads format 1",
+                        path.display()
+                    )))
+                }
+                _ => return Err(err(format!("{} is not a ringkv manifest", path.display()))),
             }
+            if let Some(k) = (0..cores).find(|k| !shard_dir(*k).is_dir()) {
+                return Err(err(format!(
+                    "data dir {} lost {}: its keys would be gone; restore the directory \
+                     (or move the data dir away to start empty)",
+                    dir.display(),
+                    shard_dir(k).display()
+                )));
+            }
+            Ok(())
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let shards_present = std::fs::read_dir(dir)
+                .map_err(|e| err(format!("cannot list {}: {e}", dir.display())))?
+                .filter_map(Result::ok)
+                .any(|e| e.file_name().to_string_lossy().starts_with("shard-"));
+            if shards_present {
+                return Err(err(format!(
+                    "data dir {} holds shard directories but no {MANIFEST_FILE}: the shard \
+                     count it was made with is unknown; restore the manifest (lines \
+                     `ringkv data dir`, `format 1`, `shards N`)",
+                    dir.display()
+                )));
+            }
+            // Shard dirs first, the manifest last: a manifest always has its shards.
             let write = || -> std::io::Result<()> {
+                for k in 0..cores {
+                    std::fs::create_dir_all(shard_dir(k))?;
+                }
+                File::open(dir)?.sync_all()?;
                 let tmp = dir.join("MANIFEST.tmp");
                 let mut file = File::create(&tmp)?;
-                file.write_all(expected.as_bytes())?;
+                file.write_all(format!("ringkv data dir\nformat 1\nshards {cores}\n").as_bytes())?;
                 file.sync_all()?;
                 std::fs::rename(&tmp, &path)?;
                 File::open(dir)?.sync_all()

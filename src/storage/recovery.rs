@@ -63,6 +63,12 @@ pub struct RecoveryReport {
     pub segments: u32,
     /// Segment files whose header could not be read (kept on disk, left out of the log).
     pub segments_unreadable: u32,
+    /// Their ids.
+    pub unreadable: Vec<u32>,
+    /// Segment files shorter than their header says (their missing end holds nothing).
+    pub segments_truncated: u32,
+    /// Hint entries (live keys) in unreadable segments: lost.
+    pub hint_entries_lost: u64,
     /// Unused preallocated segments (all-zero header) removed.
     pub segments_removed: u32,
     /// Records handed to the callback (hint entries included).
@@ -269,7 +275,7 @@ async fn open_segments<D: Disk>(
     }
     let next_id = ids.last().map_or(1, |id| id + 1);
     let mut opened = Vec::new();
-    let mut removed = false;
+    let mut zero_headers = Vec::new();
     for id in ids {
         let name = segment_file_name(id);
         let file = disk.open(&name).await?;
@@ -279,8 +285,11 @@ async fn open_segments<D: Disk>(
             HeaderBlock::Valid(header)
                 if header.shard_id == shard_id && header.segment_id == id =>
             {
-                let limit = u64::from(header.segment_size)
-                    .min(file_size - file_size % u64::from(BLOCK_SIZE));
+                let whole = file_size - file_size % u64::from(BLOCK_SIZE);
+                if whole < u64::from(header.segment_size) {
+                    report.segments_truncated += 1;
+                }
+                let limit = u64::from(header.segment_size).min(whole);
                 opened.push(Opened {
                     id,
                     file,
@@ -288,20 +297,62 @@ async fn open_segments<D: Disk>(
                     limit: limit as u32,
                 });
             }
-            HeaderBlock::Zero => {
-                // A preallocated spare, or a segment whose first flush never landed: it
-                // holds nothing acknowledged.
-                disk.remove(&name).await?;
-                report.segments_removed += 1;
-                removed = true;
-            }
-            _ => report.segments_unreadable += 1,
+            HeaderBlock::Zero => zero_headers.push((id, file)),
+            _ => report.unreadable.push(id),
         }
     }
+    // Both header copies zero: a preallocated spare, or a segment whose first write
+    // never landed. Either has the highest id and nothing after its header, since a
+    // segment's first write (header included) completes before any later one starts.
+    // Anything else is a header destroyed on the medium: keep the file, report it.
+    let newest_valid = opened.last().map_or(0, |o| o.id);
+    let mut removed = false;
+    for (id, file) in zero_headers {
+        let unused = id > newest_valid && data_is_zero(disk, &file).await?;
+        if unused {
+            disk.remove(&segment_file_name(id)).await?;
+            report.segments_removed += 1;
+            removed = true;
+        } else {
+            report.unreadable.push(id);
+        }
+    }
+    report.unreadable.sort_unstable();
+    report.segments_unreadable = report.unreadable.len() as u32;
     if removed {
         disk.sync_dir().await?;
     }
     Ok((opened, next_id))
+}
+
+/// Whether the first `FLUSH_WRITE_SIZE_MAX` bytes after a segment's header block are
+/// zero: as far as the first write of a segment reaches.
+async fn data_is_zero<D: Disk>(disk: &D, file: &D::File) -> Result<bool, StorageError> {
+    let bytes = disk
+        .read_at(file, u64::from(SEGMENT_DATA_START), FLUSH_WRITE_SIZE_MAX)
+        .await?;
+    Ok(bytes.iter().all(|b| *b == 0))
+}
+
+/// Why a verified hint cannot be used with these segments: a segment it lists is now
+/// shorter than the data the hint says it held (a truncated file), so entries or the
+/// scan position would point past the file's end.
+fn hint_mismatch<F>(hint: &Hint, opened: &[Opened<F>]) -> Option<String> {
+    opened.iter().find_map(|seg| {
+        let row_end = hint.segments.get(&seg.id).map_or(0, |r| r.data_end);
+        let position = if seg.id == hint.segment {
+            hint.offset
+        } else {
+            0
+        };
+        let needed = row_end.max(position);
+        (needed > seg.limit).then(|| {
+            format!(
+                "segment {} holds {} bytes, the hint needs {needed}",
+                seg.id, seg.limit
+            )
+        })
+    })
 }
 
 /// Per-segment facts collected by the scan.
@@ -422,7 +473,14 @@ impl<D: Disk> Log<D> {
         st.next_segment_id = next_id;
 
         let hint = match read_hint(&disk, shard_id).await {
-            Ok(h) => h,
+            Ok(Some(h)) => match hint_mismatch(&h, &opened) {
+                Some(why) => {
+                    report.hint_rejected = Some(why);
+                    None
+                }
+                None => Some(h),
+            },
+            Ok(None) => None,
             Err(why) => {
                 report.hint_rejected = Some(why);
                 None
@@ -563,10 +621,14 @@ fn yield_hint<F>(
             offset: 0,
             what,
         })?;
-        if opened
-            .binary_search_by_key(&entry.location.segment, |o| o.id)
-            .is_err()
-        {
+        let segment = entry.location.segment;
+        if opened.binary_search_by_key(&segment, |o| o.id).is_err() {
+            // Compaction removed the segment after the hint (its live records were
+            // copied past the position, where the scan finds them), or the segment is
+            // unreadable: then the entry is lost, and counted.
+            if report.unreadable.binary_search(&segment).is_ok() {
+                report.hint_entries_lost += 1;
+            }
             continue;
         }
         *live_bytes.entry(entry.location.segment).or_default() += u64::from(entry.location.length);

@@ -157,6 +157,15 @@ impl Node {
         lines()
     }
 
+    /// Lines the node printed on stderr so far that contain `needle`.
+    pub fn stderr_lines(&self, needle: &str) -> Vec<String> {
+        let text = self.stderr.lock().map(|t| t.clone()).unwrap_or_default();
+        text.lines()
+            .filter(|l| l.contains(needle))
+            .map(str::to_owned)
+            .collect()
+    }
+
     pub fn addr(&self) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], self.port))
     }
