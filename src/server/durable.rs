@@ -336,6 +336,13 @@ async fn compact_once(core: &Core, log: &storage::Log<DmaDisk>) {
         .await;
     let counters = core.counters();
     match step {
+        Ok(Some(progress)) if progress.finished && progress.bytes_freed == 0 => {
+            eprintln!(
+                "ringkv: core {} WARNING: segment {} holds {} bytes of damage; its live records \
+                 were copied, and the file is kept on disk and no longer compacted",
+                core.id, progress.segment, progress.damaged_bytes
+            );
+        }
         Ok(Some(progress)) if progress.finished => {
             stats::bump(&counters.compactions);
             stats::add(&counters.compaction_bytes_freed, progress.bytes_freed);

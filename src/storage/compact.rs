@@ -79,6 +79,10 @@ pub struct CompactProgress {
     pub finished: bool,
     /// Bytes of disk freed (the segment file) when finished.
     pub bytes_freed: u64,
+    /// Bytes of the segment that hold no verifiable record. A segment with damage is
+    /// kept on disk when its pass finishes (and never picked again): the damage may have
+    /// been a live value or a tombstone that still shadows an older record.
+    pub damaged_bytes: u64,
 }
 
 /// Compaction's view of its victim for one step.
@@ -111,6 +115,7 @@ impl<D: Disk> Log<D> {
                     .iter()
                     .filter(|(id, s)| {
                         s.sealed
+                            && !s.damaged
                             && **id != st.head
                             && s.file.is_some()
                             && !st.pending.iter().any(|p| p.segment == **id)
@@ -220,13 +225,22 @@ impl<D: Disk> Log<D> {
                 .map_err(|e| (e, at))?
             {
                 ScanItem::Record { pos, size } => (pos, size),
-                ScanItem::Damaged { .. } => continue,
-                ScanItem::End { .. } => return Ok((progress, None)),
+                ScanItem::Damaged { size, .. } => {
+                    self.note_damage(t.id, size, &mut progress);
+                    continue;
+                }
+                ScanItem::End { pos, nonzero_end } => {
+                    if nonzero_end > pos {
+                        self.note_damage(t.id, nonzero_end - pos, &mut progress);
+                    }
+                    return Ok((progress, None));
+                }
             };
             let Some(r) = win
                 .get(pos, size)
                 .and_then(|b| decode_record(b, t.nonce).ok())
             else {
+                self.note_damage(t.id, size, &mut progress);
                 continue;
             };
             if r.kind == RecordKind::Pad {
@@ -283,6 +297,13 @@ impl<D: Disk> Log<D> {
         }
     }
 
+    fn note_damage(&self, segment: u32, bytes: u32, progress: &mut CompactProgress) {
+        progress.damaged_bytes += u64::from(bytes);
+        if let Some(s) = self.inner.state.borrow_mut().segments.get_mut(&segment) {
+            s.damaged = true;
+        }
+    }
+
     async fn finish_compaction(
         &self,
         t: &Target<D::File>,
@@ -290,6 +311,18 @@ impl<D: Disk> Log<D> {
     ) -> Result<CompactProgress, StorageError> {
         // The copies must be durable before the originals go.
         self.sync().await?;
+        let damaged = self
+            .inner
+            .state
+            .borrow()
+            .segments
+            .get(&t.id)
+            .is_some_and(|s| s.damaged);
+        if damaged {
+            self.inner.state.borrow_mut().compaction = None;
+            progress.finished = true;
+            return Ok(progress);
+        }
         let disk = &self.inner.disk;
         disk.remove(&segment_file_name(t.id)).await?;
         disk.sync_dir().await?;

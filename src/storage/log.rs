@@ -196,6 +196,9 @@ pub(super) struct Segment<F> {
     pub(super) seq_min: u64,
     pub(super) seq_max: u64,
     pub(super) sealed: bool,
+    /// Compaction found damage in it: it is never deleted (what the damage held, a live
+    /// value or a tombstone, cannot be known) and never picked again.
+    pub(super) damaged: bool,
 }
 
 impl<F> Segment<F> {
@@ -209,6 +212,7 @@ impl<F> Segment<F> {
             seq_min: u64::MAX,
             seq_max: 0,
             sealed: false,
+            damaged: false,
         }
     }
 

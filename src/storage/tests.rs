@@ -1410,3 +1410,56 @@ fn compaction_keeps_tombstones_that_shadow_older_segments() {
         assert!(!recovered.keys.contains_key(&b"cold3"[..]));
     });
 }
+
+#[test]
+fn compaction_keeps_a_segment_whose_damage_it_cannot_read() {
+    // Damage in a victim may have held a live value the index points at, or a tombstone
+    // that still shadows an older record: deleting the file would lose the one or
+    // resurrect the other. The segment's readable live records are copied, the file
+    // stays, and it is never picked again.
+    block_on(async {
+        let disk = SimDisk::new(37);
+        let (log, shard, _) = reopen(&disk, SyncMode::Sync).await;
+        let shard = RefCell::new(shard);
+        let mut n = 0u32;
+        while log.stats().segments < 4 {
+            let key = if n % 10 == 0 {
+                format!("cold{n}")
+            } else {
+                "hot".to_string()
+            };
+            shard
+                .borrow_mut()
+                .put(&log, key.as_bytes(), &value(n, 700), 0)
+                .expect("put");
+            n += 1;
+        }
+        log.sync().await.expect("sync");
+        let first = segment_file_name(1);
+        // A flip inside a record a few kilobytes in (a hot overwrite or a cold value).
+        disk.corrupt(&first, 4096 * 3 + 100, &[0x40]);
+        let mut damaged = 0;
+        let mut steps = 0;
+        while let Some(p) = compact_once(&log, &shard).await {
+            steps += 1;
+            assert!(steps < 200, "compaction keeps picking the damaged segment");
+            if p.segment == 1 {
+                damaged += p.damaged_bytes;
+            }
+        }
+        assert!(damaged > 0, "the damage was not noticed");
+        assert!(
+            disk.names().contains(&first),
+            "the damaged segment was deleted"
+        );
+        // Everything the shard still holds that was readable is readable at its copy.
+        let shard = shard.into_inner();
+        for (key, e) in &shard.keys {
+            if let Ok(r) = log.read(e.loc).await {
+                assert_eq!((&r.key[..], &r.value[..]), (&key[..], &e.value[..]));
+            } else {
+                assert_eq!(e.loc.segment, 1, "only a record in the damage may fail");
+            }
+        }
+    });
+}
