@@ -108,7 +108,7 @@ impl Default for Config {
             segment_size_mib: 64,
             cache_size_mib: 1024,
             eviction: EvictionMode::None,
-            compact_garbage_percent: 50,
+            compact_garbage_percent: 33,
             hint_interval_secs: 60,
             resp_port: Some(RESP_PORT_DEFAULT),
         }

@@ -148,7 +148,8 @@ struct ServeArgs {
     /// in-memory cache that drops least recently used keys.
     #[arg(long, value_enum)]
     eviction: Option<ringkv::config::EvictionMode>,
-    /// Compact a log segment once this percentage of it is garbage.
+    /// Compact a log segment once this percentage of it is garbage (default 33: sealed
+    /// segments then stay within 1.5x the live data they hold).
     #[arg(long)]
     compact_garbage_percent: Option<u32>,
     /// Seconds between periodic hints (index checkpoints that shorten a restart after a

@@ -167,6 +167,15 @@ fn full_disk_refuses_writes_keeps_reads_and_recovers() {
         first_error.0, first_error.1
     );
 
+    // Every refusal is counted: at a segment roll (the log refuses the append) or at
+    // the flush (the write was applied, then not acknowledged).
+    let counted =
+        common::stat(&mut client, "writes_refused") + common::stat(&mut client, "durable_failures");
+    assert!(
+        counted >= errors,
+        "{errors} refused writes, {counted} counted in STATS"
+    );
+
     // Reads keep working while writes are refused.
     for k in [&b"pre:0"[..], b"pre:49"] {
         let got = client

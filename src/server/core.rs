@@ -255,8 +255,12 @@ impl Core {
                     }
                 }
             }
-            writes.push(cmd.is_write());
+            let write = cmd.is_write();
+            writes.push(write);
             let reply = self.shard.borrow_mut().apply_at(cmd, now);
+            if write && matches!(reply, Reply::Error(ShardError::NoSpace | ShardError::Io(_))) {
+                stats::bump(&self.counters().writes_refused);
+            }
             if let Reply::Value { version, .. } = reply {
                 read_seq = read_seq.max(version);
             }

@@ -13,8 +13,15 @@ use crate::shard::{
 };
 use crate::storage::{self, DmaDisk, LogOptions, Op, RecordKind, StorageError, SyncMode};
 
-/// Milliseconds between two compaction steps (and counter refreshes) on each core.
+/// Milliseconds between two rounds of maintenance (compaction, hints, counter refreshes)
+/// on each core.
 const MAINTENANCE_INTERVAL_MS: u64 = 100;
+
+/// Compaction steps (each reads at most `COMPACT_STEP_BYTES` of a victim) one round may
+/// run back to back while victims remain: up to 160 MiB/s per core when the core is
+/// otherwise idle, so compaction keeps up with a log written at disk speed. The
+/// background queue's low shares keep requests ahead of it on a busy core.
+const COMPACT_STEPS_PER_ROUND: u32 = 16;
 
 /// A periodic hint is also written, before its interval is up, once this many records
 /// and half as many as the shard has keys were appended since the last one: a restart
@@ -224,7 +231,12 @@ pub fn spawn_log_tasks(
         let (mut last_hint, mut hint_failed) = (Instant::now(), false);
         while !core.stopping() {
             glommio::timer::sleep(Duration::from_millis(MAINTENANCE_INTERVAL_MS)).await;
-            compact_once(&core, &log).await;
+            for _ in 0..COMPACT_STEPS_PER_ROUND {
+                if !compact_once(&core, &log).await {
+                    break;
+                }
+                glommio::yield_if_needed().await;
+            }
             if hint_due(&core, &log, last_hint.elapsed(), hint_failed) {
                 hint_failed = !write_hint(&core, &log, true).await;
                 last_hint = Instant::now();
@@ -320,8 +332,8 @@ async fn write_hint(core: &Core, log: &storage::Log<DmaDisk>, sliced: bool) -> b
     }
 }
 
-/// One bounded compaction step, if a segment has enough garbage.
-async fn compact_once(core: &Core, log: &storage::Log<DmaDisk>) {
+/// One bounded compaction step, if a segment has enough garbage; whether it did one.
+async fn compact_once(core: &Core, log: &storage::Log<DmaDisk>) -> bool {
     let step = log
         .compact_step(
             |candidate| core.shard.borrow().liveness(candidate),
@@ -335,6 +347,7 @@ async fn compact_once(core: &Core, log: &storage::Log<DmaDisk>) {
         )
         .await;
     let counters = core.counters();
+    let worked = matches!(step, Ok(Some(_)));
     match step {
         Ok(Some(progress)) if progress.finished && progress.bytes_freed == 0 => {
             eprintln!(
@@ -353,6 +366,7 @@ async fn compact_once(core: &Core, log: &storage::Log<DmaDisk>) {
             eprintln!("ringkv: core {} compaction step failed: {e}", core.id);
         }
     }
+    worked
 }
 
 /// Copies the log's figures into the core's counters, for `STATS`.
@@ -361,7 +375,6 @@ fn publish_log_counters(core: &Core, log: &storage::Log<DmaDisk>) {
     let c = core.counters();
     let s = log.stats();
     let segments = log.segments();
-    let size = u64::from(core.config.segment_size_mib) * 1024 * 1024;
     let data: u64 = segments.iter().map(|g| u64::from(g.data_end)).sum();
     let garbage: u64 = segments.iter().map(|g| u64::from(g.garbage_bytes)).sum();
     c.log_flushes.store(s.flushes, Relaxed);
@@ -370,7 +383,7 @@ fn publish_log_counters(core: &Core, log: &storage::Log<DmaDisk>) {
     c.log_write_us.store(s.write_us, Relaxed);
     c.log_sync_us.store(s.sync_us, Relaxed);
     c.log_segments.store(u64::from(s.segments), Relaxed);
-    c.disk_bytes.store(segments.len() as u64 * size, Relaxed);
+    c.disk_bytes.store(log.disk_bytes(), Relaxed);
     c.log_data_bytes.store(data, Relaxed);
     c.log_garbage_bytes.store(garbage, Relaxed);
     c.log_failed.store(u64::from(s.failed.is_some()), Relaxed);

@@ -48,6 +48,9 @@ counters! {
     durable_wait_us,
     /// Writes answered with an error because their flush failed.
     durable_failures,
+    /// Writes the log refused before applying them (disk full at a segment roll, an I/O
+    /// error, the log failed): answered with an error, nothing changed.
+    writes_refused,
     /// Values read back from the log because the cache had dropped them.
     value_fetches,
     /// Log flushes (gauge copied from the log).

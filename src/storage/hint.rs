@@ -103,6 +103,11 @@ fn parse_entry(b: &[u8], at: usize, last_seq: u64) -> Result<(HintEntry<'_>, usi
 }
 
 impl Hint {
+    /// Size of the hint file it was read from.
+    pub(super) fn file_bytes(&self) -> u64 {
+        self.bytes.len() as u64
+    }
+
     /// Decodes and verifies a whole hint file.
     pub(super) fn decode(bytes: Vec<u8>, shard_id: u32) -> Result<Hint, &'static str> {
         let h = bytes
@@ -433,6 +438,7 @@ impl<D: Disk> Log<D> {
         let mut st = self.inner.state.borrow_mut();
         st.hint_seq = st.hint_seq.max(hint.last_seq);
         st.hint_reach = st.hint_reach.max(reach);
+        st.hint_bytes = bytes.len() as u64;
         Ok(())
     }
 }

@@ -67,7 +67,7 @@ impl Default for LogOptions {
         LogOptions {
             segment_size: SEGMENT_SIZE_DEFAULT,
             sync_mode: SyncMode::Sync,
-            compact_garbage_percent: 50,
+            compact_garbage_percent: 33,
             nonce_seed: None,
         }
     }
@@ -286,6 +286,8 @@ pub(super) struct State<F> {
     /// serves can list an expiry changed after `hint_seq` (the Touch is after the hint's
     /// position). Cutting the log below this drops the hint.
     pub(super) hint_reach: u64,
+    /// Size of `hint.dat` (0: none).
+    pub(super) hint_bytes: u64,
     pub(super) compaction: Option<(u32, u32)>,
     pub(super) stats: LogStats,
 }
@@ -322,6 +324,7 @@ impl<F: Clone> State<F> {
             rng: seed,
             hint_seq: 0,
             hint_reach: 0,
+            hint_bytes: 0,
             compaction: None,
             stats: LogStats::default(),
         }
@@ -1080,6 +1083,23 @@ impl<D: Disk> Log<D> {
         stats.unwritten_bytes = st.unwritten_bytes();
         stats.failed = st.failed().cloned();
         stats
+    }
+
+    /// Bytes of the log's files on disk: every segment, the preallocated spare and the
+    /// hint. (Segment files recovery could not read are reported apart.)
+    pub fn disk_bytes(&self) -> u64 {
+        let st = self.inner.state.borrow();
+        let segments: u64 = st
+            .segments
+            .values()
+            .filter(|s| s.file.is_some())
+            .map(|s| u64::from(s.size))
+            .sum();
+        let spare = st
+            .spare
+            .as_ref()
+            .map_or(0, |_| u64::from(self.inner.options.segment_size));
+        segments + spare + st.hint_bytes
     }
 
     /// Accounting of every segment, in log order.

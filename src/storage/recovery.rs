@@ -492,6 +492,7 @@ impl<D: Disk> Log<D> {
         if let Some(hint) = &hint {
             report.hint_used = true;
             st.hint_seq = hint.last_seq;
+            st.hint_bytes = hint.file_bytes();
             max_seq = hint.last_seq;
             sink.expect(hint.entry_count());
             yield_hint(

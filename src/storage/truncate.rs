@@ -88,6 +88,7 @@ impl<D: Disk> Log<D> {
             let mut st = state.borrow_mut();
             st.hint_seq = 0;
             st.hint_reach = 0;
+            st.hint_bytes = 0;
         }
         let affected: Vec<(u32, D::File, u64, u32)> = {
             let st = state.borrow();
