@@ -33,6 +33,11 @@ struct Node {
 }
 
 fn start_node(cores: u32) -> Node {
+    start_node_with(cores, &[])
+}
+
+/// A node with extra `serve` flags.
+fn start_node_with(cores: u32, extra: &[&str]) -> Node {
     let dir = tempfile::Builder::new()
         .prefix("ringkv-bench-test")
         .tempdir_in("/tmp")
@@ -41,6 +46,7 @@ fn start_node(cores: u32) -> Node {
         .args(["serve", "--port", "0", "--cores", &cores.to_string()])
         .arg("--data-dir")
         .arg(dir.path())
+        .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -73,10 +79,20 @@ fn start_node(cores: u32) -> Node {
     }
 }
 
-/// Runs `ringkv bench` with `args` plus `--json-out`; returns the exit code and JSON.
-fn bench_status(addr: &str, args: &str) -> (i32, Value) {
+/// What one `ringkv bench` run left behind.
+struct Run {
+    code: i32,
+    json: Value,
+    stdout: String,
+    stderr: String,
+    elapsed: Duration,
+}
+
+/// Runs `ringkv bench` with `args` plus `--json-out`, bounded by [`RUN_LIMIT`].
+fn bench_run(addr: &str, args: &str) -> Run {
     let args: Vec<&str> = args.split_whitespace().collect();
     let out = tempfile::NamedTempFile::new_in("/tmp").unwrap();
+    let started = Instant::now();
     let mut child = Command::new(BIN)
         .args(["bench", "--addr", addr, "--no-progress", "--json-out"])
         .arg(out.path())
@@ -85,7 +101,7 @@ fn bench_status(addr: &str, args: &str) -> (i32, Value) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + RUN_LIMIT;
+    let deadline = started + RUN_LIMIT;
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {
             break status;
@@ -96,7 +112,14 @@ fn bench_status(addr: &str, args: &str) -> (i32, Value) {
         }
         std::thread::sleep(Duration::from_millis(10));
     };
-    let mut stderr = String::new();
+    let elapsed = started.elapsed();
+    let (mut stdout, mut stderr) = (String::new(), String::new());
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
     child
         .stderr
         .take()
@@ -106,7 +129,19 @@ fn bench_status(addr: &str, args: &str) -> (i32, Value) {
     let code = status.code().unwrap_or(-1);
     assert!(code == 0 || code == 1, "bench {args:?} failed: {stderr}");
     let text = std::fs::read_to_string(out.path()).unwrap();
-    (code, serde_json::from_str(&text).unwrap())
+    Run {
+        code,
+        json: serde_json::from_str(&text).unwrap(),
+        stdout,
+        stderr,
+        elapsed,
+    }
+}
+
+/// Runs `ringkv bench` with `args` plus `--json-out`; returns the exit code and JSON.
+fn bench_status(addr: &str, args: &str) -> (i32, Value) {
+    let run = bench_run(addr, args);
+    (run.code, run.json)
 }
 
 fn bench(addr: &str, args: &str) -> Value {
@@ -209,7 +244,9 @@ fn verify_reads_back_what_the_run_set_and_catches_wrong_values() {
 
 #[test]
 fn open_loop_holds_its_rate() {
-    let node = start_node(2);
+    // In memory: a synced SET can take milliseconds on a busy disk, long enough to
+    // put a client behind its schedule, and this test is about the generator.
+    let node = start_node_with(2, &["--eviction", "lru"]);
     let j = bench(
         &node.addr,
         "--clients 4 --rate 2000 --test-time 1 --warmup 0.2 --key-maximum 1000",
@@ -220,6 +257,54 @@ fn open_loop_holds_its_rate() {
     let done = f(&j, "/totals/ops_per_sec");
     assert!((1800.0..=2200.0).contains(&offered), "offered {offered}");
     assert!((1800.0..=2200.0).contains(&done), "done {done}");
+    // Every request due was sent, but for a few at the end on a busy machine.
+    let unsent = u(&j, "/open_loop/unsent");
+    assert!(unsent <= 40, "unsent {unsent}");
+}
+
+#[test]
+fn an_unreachable_rate_ends_on_time_and_counts_what_was_not_sent() {
+    let node = start_node(1);
+    // One client at 100 M requests/s: one request due every 10 ns, far beyond what
+    // a round trip allows, so nearly the whole schedule is left unsent.
+    let rate = 100_000_000u64;
+    let run = bench_run(
+        &node.addr,
+        &format!("--clients 1 --rate {rate} --test-time 0.5 --key-maximum 1000"),
+    );
+    let j = &run.json;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    check_consistent(j);
+    no_errors(j);
+    // Sending stops at the end; the drain after it is at most a second.
+    let duration = f(j, "/duration_secs");
+    assert!((0.5..1.6).contains(&duration), "duration {duration}");
+    assert!(
+        run.elapsed < Duration::from_secs(6),
+        "the run took {:?}",
+        run.elapsed
+    );
+    let sent = u(j, "/open_loop/sent");
+    let unsent = u(j, "/open_loop/unsent");
+    assert!(sent > 0);
+    // Without warm-up, every request due before the end was sent or left unsent:
+    // 0.5 s of 10 ns intervals.
+    assert_eq!(sent + unsent, rate / 2, "sent {sent} unsent {unsent}");
+    assert_eq!(sent, u(j, "/totals/ops"));
+    let offered = f(j, "/open_loop/offered_ops_per_sec");
+    assert!(offered < rate as f64 / 100.0, "offered {offered}");
+    assert!((offered - sent as f64 / duration).abs() < 1e-6 * offered.max(1.0));
+    assert!(f(j, "/totals/ops_per_sec") <= offered);
+    assert_eq!(u(j, "/open_loop/target_ops_per_sec"), rate);
+    assert!(!j["open_loop"]["kept_up"].as_bool().unwrap());
+    // Nearly every send was late: the client was behind from the first request.
+    assert!(u(j, "/open_loop/sent_late") + 1 >= sent);
+    assert!(
+        run.stdout
+            .contains(&format!("{unsent} scheduled requests never sent")),
+        "{}",
+        run.stdout
+    );
 }
 
 #[test]

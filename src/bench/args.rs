@@ -21,6 +21,10 @@ pub const THREADS_MAX: u32 = 256;
 /// Most requests a client may have in flight on one connection.
 pub const PIPELINE_MAX: u32 = 1024;
 
+/// Highest `--rate`, requests per second: far beyond what one machine can send,
+/// and low enough that a client's batch interval is at least a nanosecond.
+pub const RATE_MAX: u64 = 1_000_000_000;
+
 /// Most keys `--verify` tracks (one bit each per thread).
 pub const VERIFY_KEYS_MAX: u64 = 1 << 32;
 
@@ -69,7 +73,9 @@ pub struct BenchArgs {
     /// Exponent of the zipf key pattern (> 0).
     #[arg(long, default_value_t = 0.99)]
     pub key_zipf_exp: f64,
-    /// Seconds to measure (default 10 unless --requests).
+    /// Seconds to measure (default 10 unless --requests). Nothing is sent after the
+    /// end; replies still in flight get at most one more second, then count as
+    /// timeouts.
     #[arg(long, conflicts_with = "requests")]
     pub test_time: Option<f64>,
     /// Requests per client to measure, instead of a time.
@@ -85,7 +91,9 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// Open loop: this many requests per second in total, each latency measured from
-    /// its intended send time (no coordinated omission).
+    /// its intended send time (no coordinated omission). A rate the server or the
+    /// generator cannot keep is reported as such: the rate actually sent, and the
+    /// scheduled requests sent late or never sent.
     #[arg(long)]
     pub rate: Option<u64>,
     /// Write every figure and the settings as JSON to this file.
@@ -245,13 +253,19 @@ impl Settings {
             "--timeout-ms must be 1..=3600000",
         )?;
         let batch_interval = match args.rate {
-            Some(0) => return Err("--rate must be at least 1".into()),
+            Some(rate) if !(1..=RATE_MAX).contains(&rate) => {
+                return Err(format!("--rate must be 1..={RATE_MAX}"))
+            }
             Some(rate) => {
-                // Each client sends `pipeline` requests every `interval`.
-                let clients = f64::from(args.threads) * f64::from(args.clients);
-                let per_client = rate as f64 / clients;
-                Some(Duration::from_secs_f64(
-                    f64::from(args.pipeline) / per_client,
+                // Each client sends `pipeline` requests every `interval`: in all,
+                // `rate` per second. Whole nanoseconds, rounded; at least one, since
+                // the numerator is at least 1e9 and the rate at most RATE_MAX.
+                let clients = u128::from(args.threads) * u128::from(args.clients);
+                let numerator = u128::from(args.pipeline) * clients * 1_000_000_000;
+                let rate = u128::from(rate);
+                let nanos = ((numerator + rate / 2) / rate).max(1);
+                Some(Duration::from_nanos(
+                    u64::try_from(nanos).unwrap_or(u64::MAX),
                 ))
             }
             None => None,
@@ -337,5 +351,9 @@ mod tests {
         .unwrap();
         // 100 requests/s per client in batches of 2: one batch every 20 ms.
         assert_eq!(s.batch_interval, Some(Duration::from_millis(20)));
+        let fastest = settings(&["--rate", "1000000000", "--clients", "1"]).unwrap();
+        assert_eq!(fastest.batch_interval, Some(Duration::from_nanos(1)));
+        assert!(settings(&["--rate", "1000000001"]).is_err());
+        assert!(settings(&["--rate", "0"]).is_err());
     }
 }

@@ -111,7 +111,14 @@ pub fn run(addr: &str, args: BenchArgs) -> Result<Report, String> {
     }
     let measure_start = watch.t0 + s.warmup;
     let duration = match s.stop {
-        Stop::Time(d) => d,
+        // No batch is sent after the end; replies in flight may come in the drain
+        // after it, and the window runs to the last of them.
+        Stop::Time(d) => {
+            let end = measure_start + d;
+            last_done
+                .map_or(end, |done| done.max(end))
+                .saturating_duration_since(measure_start)
+        }
         Stop::Requests(_) => last_done
             .map(|d| d.saturating_duration_since(measure_start))
             .unwrap_or_default(),

@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use super::args::BenchArgs;
 use super::bulk::BulkReport;
+use super::runner::SEND_LATE_AFTER;
 use super::stats::{OpStats, Recorder, WarmupStats, LATENCY_SIGFIG};
 
 /// Latency figures of one operation type, in microseconds.
@@ -93,13 +94,27 @@ impl OpReport {
     }
 }
 
-/// The open-loop target and what was achieved.
+/// The open-loop target and what was achieved. A generator that cannot keep up
+/// shows here: `offered_ops_per_sec` below the target, requests `unsent` or
+/// `sent_late`.
 #[derive(Clone, Debug, Serialize)]
 pub struct OpenLoop {
     /// `--rate`.
     pub target_ops_per_sec: u64,
-    /// Requests issued per second in the measured window.
+    /// Requests actually sent per second in the measured window (`sent` over
+    /// `duration_secs`).
     pub offered_ops_per_sec: f64,
+    /// Requests sent in the measured window.
+    pub sent: u64,
+    /// Of those, sent more than `late_after_us` after their intended send time.
+    pub sent_late: u64,
+    /// Requests the schedule had due in the measured window that were never sent
+    /// (`warmup.unsent` counts those of the warm-up).
+    pub unsent: u64,
+    /// How late a send may be before it counts as late, microseconds.
+    pub late_after_us: u64,
+    /// True when every scheduled request was sent, none of them late.
+    pub kept_up: bool,
 }
 
 /// The `--verify` results.
@@ -177,7 +192,7 @@ pub struct RunFacts {
     pub duration: Duration,
     /// Unix time of the window start.
     pub started_unix_secs: u64,
-    /// Requests issued in the window.
+    /// Requests sent in the window.
     pub measured_requests: u64,
     /// Preload pass.
     pub preload: Option<BulkReport>,
@@ -219,6 +234,11 @@ impl Report {
                 } else {
                     0.0
                 },
+                sent: facts.measured_requests,
+                sent_late: recorder.sent_late,
+                unsent: recorder.unsent,
+                late_after_us: u64::try_from(SEND_LATE_AFTER.as_micros()).unwrap_or(u64::MAX),
+                kept_up: recorder.sent_late == 0 && recorder.unsent == 0,
             }),
             settings: facts.args,
             preload: facts.preload,
@@ -296,19 +316,31 @@ impl Report {
             );
         }
         let w = &self.warmup;
-        if w.ops + w.errors + w.timeouts > 0 {
-            let _ = writeln!(
+        if w.ops + w.errors + w.timeouts + w.unsent > 0 {
+            let _ = write!(
                 s,
                 "warm-up (not above): {} ops, {} errors, {} timeouts",
                 w.ops, w.errors, w.timeouts
             );
+            if w.unsent > 0 {
+                let _ = write!(s, ", {} scheduled requests never sent", w.unsent);
+            }
+            let _ = writeln!(s);
         }
         if let Some(o) = &self.open_loop {
             let _ = writeln!(
                 s,
-                "open loop: target {} ops/s, offered {:.0} ops/s; latency from intended send time",
-                o.target_ops_per_sec, o.offered_ops_per_sec
+                "open loop: target {} ops/s, sent {:.0} ops/s ({} requests); latency from intended send time",
+                o.target_ops_per_sec, o.offered_ops_per_sec, o.sent
             );
+            if !o.kept_up {
+                let _ = writeln!(
+                    s,
+                    "open loop BEHIND: {} scheduled requests never sent, {} sent more than {} us late \
+                     (the server or the generator could not keep up)",
+                    o.unsent, o.sent_late, o.late_after_us
+                );
+            }
         }
         if let Some(p) = &self.preload {
             let _ = writeln!(

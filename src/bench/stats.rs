@@ -79,6 +79,9 @@ pub struct WarmupStats {
     pub errors: u64,
     /// Timeouts.
     pub timeouts: u64,
+    /// Open loop: warm-up requests never sent, because their client was still
+    /// behind its schedule when the measured window opened.
+    pub unsent: u64,
 }
 
 /// Everything one thread counted.
@@ -96,6 +99,10 @@ pub struct Recorder {
     pub error_samples: BTreeMap<String, u64>,
     /// Keys written (with `--verify`).
     pub written: Option<KeyBitmap>,
+    /// Open loop: measured requests sent later than their schedule allowed.
+    pub sent_late: u64,
+    /// Open loop: requests due in the measured window that were never sent.
+    pub unsent: u64,
 }
 
 /// How a request ended, as the runner saw it.
@@ -111,6 +118,8 @@ pub enum Outcome<'a> {
     },
     /// No reply within the timeout.
     Timeout,
+    /// No reply before the drain after the end of the run ran out (a timeout).
+    Drained,
     /// The connection failed before a reply.
     Lost(&'a str),
 }
@@ -154,10 +163,11 @@ impl Recorder {
         enum Kind {
             Ok { hit: Option<bool>, ns: u64 },
             Error(String),
-            Timeout,
+            Timeout { drained: bool },
         }
         let kind = match outcome {
-            Outcome::Timeout => Kind::Timeout,
+            Outcome::Timeout => Kind::Timeout { drained: false },
+            Outcome::Drained => Kind::Timeout { drained: true },
             Outcome::Lost(why) => Kind::Error(why.to_string()),
             Outcome::Reply {
                 reply,
@@ -208,7 +218,7 @@ impl Recorder {
                     self.warmup.errors += 1;
                     self.sample(m);
                 }
-                Kind::Timeout => self.warmup.timeouts += 1,
+                Kind::Timeout { .. } => self.warmup.timeouts += 1,
             }
             return ok;
         }
@@ -230,9 +240,13 @@ impl Recorder {
                 stats.errors += 1;
                 self.sample(m);
             }
-            Kind::Timeout => {
+            Kind::Timeout { drained } => {
                 stats.timeouts += 1;
-                self.sample(format!("timeout waiting for a reply to {op:?}"));
+                self.sample(if drained {
+                    format!("no reply to {op:?} when the drain after the end of the run ran out")
+                } else {
+                    format!("timeout waiting for a reply to {op:?}")
+                });
             }
         }
         ok
@@ -245,7 +259,10 @@ impl Recorder {
         self.warmup.ops += other.warmup.ops;
         self.warmup.errors += other.warmup.errors;
         self.warmup.timeouts += other.warmup.timeouts;
+        self.warmup.unsent += other.warmup.unsent;
         self.wrong_values += other.wrong_values;
+        self.sent_late += other.sent_late;
+        self.unsent += other.unsent;
         for (m, n) in &other.error_samples {
             *self.error_samples.entry(m.clone()).or_insert(0) += n;
         }
