@@ -27,9 +27,17 @@ impl Drop for Proc {
 }
 
 struct Node {
-    _proc: Proc,
+    proc: Proc,
     addr: String,
     _dir: tempfile::TempDir,
+}
+
+impl Node {
+    /// Kills the node (SIGKILL) and waits for it to be gone.
+    fn kill(&mut self) {
+        let _ = self.proc.0.kill();
+        let _ = self.proc.0.wait();
+    }
 }
 
 fn start_node(cores: u32) -> Node {
@@ -71,7 +79,7 @@ fn start_node_with(cores: u32, extra: &[&str]) -> Node {
                 .and_then(|rest| rest.split_whitespace().next())
                 .expect("ready line names the port");
             return Node {
-                _proc: proc,
+                proc,
                 addr: format!("127.0.0.1:{port}"),
                 _dir: dir,
             };
@@ -88,54 +96,118 @@ struct Run {
     elapsed: Duration,
 }
 
-/// Runs `ringkv bench` with `args` plus `--json-out`, bounded by [`RUN_LIMIT`].
-fn bench_run(addr: &str, args: &str) -> Run {
-    let args: Vec<&str> = args.split_whitespace().collect();
-    let out = tempfile::NamedTempFile::new_in("/tmp").unwrap();
-    let started = Instant::now();
-    let mut child = Command::new(BIN)
-        .args(["bench", "--addr", addr, "--no-progress", "--json-out"])
-        .arg(out.path())
-        .args(&args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = started + RUN_LIMIT;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
+/// A `ringkv bench` run in progress, its stderr read line by line on a thread.
+struct Bench {
+    child: Child,
+    args: Vec<String>,
+    json_out: tempfile::NamedTempFile,
+    started: Instant,
+    stdout_reader: std::thread::JoinHandle<String>,
+    stderr_lines: mpsc::Receiver<String>,
+    stderr: Vec<String>,
+}
+
+impl Bench {
+    /// Starts `ringkv bench --addr ADDR --json-out FILE ARGS`.
+    fn spawn(addr: &str, args: &str) -> Bench {
+        let args: Vec<String> = args.split_whitespace().map(String::from).collect();
+        let json_out = tempfile::NamedTempFile::new_in("/tmp").unwrap();
+        let started = Instant::now();
+        let mut child = Command::new(BIN)
+            .args(["bench", "--addr", addr, "--json-out"])
+            .arg(json_out.path())
+            .args(&args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdout = child.stdout.take().unwrap();
+        let stdout_reader = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = stdout.read_to_string(&mut text);
+            text
+        });
+        let stderr = child.stderr.take().unwrap();
+        let (tx, stderr_lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        Bench {
+            child,
+            args,
+            json_out,
+            started,
+            stdout_reader,
+            stderr_lines,
+            stderr: Vec::new(),
         }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("ringkv bench {args:?} ran past {RUN_LIMIT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    let elapsed = started.elapsed();
-    let (mut stdout, mut stderr) = (String::new(), String::new());
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut stdout)
-        .unwrap();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
-    let code = status.code().unwrap_or(-1);
-    assert!(code == 0 || code == 1, "bench {args:?} failed: {stderr}");
-    let text = std::fs::read_to_string(out.path()).unwrap();
-    Run {
-        code,
-        json: serde_json::from_str(&text).unwrap(),
-        stdout,
-        stderr,
-        elapsed,
     }
+
+    /// Waits (bounded) for a stderr line containing `text`.
+    fn wait_for_line(&mut self, text: &str) {
+        let deadline = self.started + RUN_LIMIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = self
+                .stderr_lines
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("no line {text:?} on stderr: {:?}", self.stderr));
+            let found = line.contains(text);
+            self.stderr.push(line);
+            if found {
+                return;
+            }
+        }
+    }
+
+    /// True if a stderr line seen so far contains `text`.
+    fn has_printed(&mut self, text: &str) -> bool {
+        while let Ok(line) = self.stderr_lines.try_recv() {
+            self.stderr.push(line);
+        }
+        self.stderr.iter().any(|l| l.contains(text))
+    }
+
+    /// Waits (bounded by [`RUN_LIMIT`]) for the exit; the run must have made a report.
+    fn finish(mut self) -> Run {
+        let deadline = self.started + RUN_LIMIT;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!("ringkv bench {:?} ran past {RUN_LIMIT:?}", self.args);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let elapsed = self.started.elapsed();
+        let stdout = self.stdout_reader.join().unwrap();
+        // The writer is gone, so the reader thread ends and the channel closes.
+        self.stderr.extend(self.stderr_lines.iter());
+        let stderr = self.stderr.join("\n");
+        let code = status.code().unwrap_or(-1);
+        let args = &self.args;
+        assert!(code == 0 || code == 1, "bench {args:?} failed: {stderr}");
+        let text = std::fs::read_to_string(self.json_out.path()).unwrap();
+        Run {
+            code,
+            json: serde_json::from_str(&text)
+                .unwrap_or_else(|e| panic!("bench {args:?} wrote no report ({e}): {stderr}")),
+            stdout,
+            stderr,
+            elapsed,
+        }
+    }
+}
+
+/// Runs `ringkv bench --no-progress` with `args` plus `--json-out`, bounded by
+/// [`RUN_LIMIT`].
+fn bench_run(addr: &str, args: &str) -> Run {
+    Bench::spawn(addr, &format!("--no-progress {args}")).finish()
 }
 
 /// Runs `ringkv bench` with `args` plus `--json-out`; returns the exit code and JSON.
@@ -350,6 +422,45 @@ fn a_silent_server_counts_timeouts() {
     );
     assert_eq!(u(&j, "/totals/ops"), 0);
     assert_eq!(u(&j, "/totals/timeouts"), 3);
+}
+
+#[test]
+fn a_server_gone_before_the_read_back_still_gets_its_report() {
+    let mut node = start_node(1);
+    let mut bench = Bench::spawn(
+        &node.addr,
+        "--clients 2 --test-time 3 --ratio 1:1 --key-maximum 500 --verify --timeout-ms 500",
+    );
+    // The first progress line comes a second into the run: every client is
+    // connected and has written, and the read-back is two seconds away.
+    bench.wait_for_line("[run");
+    node.kill();
+    assert!(
+        !bench.has_printed("reading back"),
+        "the node was killed too late to test a failed read-back"
+    );
+    let run = bench.finish();
+    let j = &run.json;
+    assert_eq!(run.code, 1, "a failed read-back exits 1: {}", run.stderr);
+    check_consistent(j);
+    assert!(
+        u(j, "/totals/ops") > 0,
+        "requests before the kill succeeded"
+    );
+    assert!(u(j, "/totals/errors") + u(j, "/totals/timeouts") > 0);
+    assert!(!j["verify"]["clean"].as_bool().unwrap());
+    let failure = j["verify"]["read_back"]["failure"].as_str().unwrap();
+    assert!(failure.contains("cannot connect"), "{failure}");
+    let keys = u(j, "/verify/read_back/keys");
+    assert!(keys > 0);
+    assert_eq!(u(j, "/verify/read_back/unanswered"), keys);
+    assert!(run.stdout.contains("ALL STATS"), "{}", run.stdout);
+    assert!(
+        run.stdout
+            .contains("verify: the read-back stopped: cannot connect"),
+        "{}",
+        run.stdout
+    );
 }
 
 fn installed(program: &str) -> Option<PathBuf> {

@@ -75,7 +75,10 @@ pub fn run(addr: &str, args: BenchArgs) -> Result<Report, String> {
             "ringkv bench: preloading keys {}..={}",
             s.args.key_minimum, s.args.key_maximum
         );
-        let p = bulk::preload(s, &shared.target, &shared.values)?;
+        let p = bulk::preload(s, &shared.target, &shared.values);
+        if let Some(why) = &p.failure {
+            return Err(format!("preload failed after {} keys: {why}", p.ok));
+        }
         if p.errors > 0 {
             return Err(format!(
                 "preload failed: {} errors, e.g. {}",
@@ -124,7 +127,8 @@ pub fn run(addr: &str, args: BenchArgs) -> Result<Report, String> {
             .unwrap_or_default(),
     };
     let read_back = if s.args.verify {
-        Some(read_back(s, &shared, preload.is_some(), &recorder)?)
+        // A failed read-back is a verify failure in the report, not instead of it.
+        Some(read_back(s, &shared, preload.is_some(), &recorder))
     } else {
         None
     };
@@ -162,22 +166,26 @@ fn read_back(
     shared: &Shared,
     preloaded: bool,
     recorder: &Recorder,
-) -> Result<bulk::BulkReport, String> {
+) -> bulk::BulkReport {
     let empty = KeyBitmap::new(s.args.key_minimum, s.args.key_maximum);
     let written = recorder.written.as_ref().unwrap_or(&empty);
-    eprintln!(
-        "ringkv bench: reading back {} keys",
-        if preloaded {
-            s.args.key_maximum - s.args.key_minimum + 1
-        } else {
-            written.count()
-        }
-    );
+    let total = if preloaded {
+        s.args.key_maximum - s.args.key_minimum + 1
+    } else {
+        written.count()
+    };
+    eprintln!("ringkv bench: reading back {total} keys");
     if preloaded {
         let mut keys = s.args.key_minimum..=s.args.key_maximum;
-        bulk::verify(s, &shared.target, &shared.values, &mut keys)
+        bulk::verify(s, &shared.target, &shared.values, &mut keys, total)
     } else {
-        bulk::verify(s, &shared.target, &shared.values, &mut written.keys())
+        bulk::verify(
+            s,
+            &shared.target,
+            &shared.values,
+            &mut written.keys(),
+            total,
+        )
     }
 }
 

@@ -353,15 +353,22 @@ impl Report {
             let b = &v.read_back;
             let _ = writeln!(
                 s,
-                "verify: {} ({} wrong values during the run; read back {} keys: {} ok, {} mismatched, {} missing, {} errors)",
+                "verify: {} ({} wrong values during the run; read back {} keys: {} ok, {} mismatched, {} missing, {} errors, {} unanswered)",
                 if v.clean { "clean" } else { "FAILED" },
                 v.wrong_values_in_run,
                 b.keys,
                 b.ok,
                 b.mismatches,
                 b.missing,
-                b.errors
+                b.errors,
+                b.unanswered
             );
+            if let Some(why) = &b.failure {
+                let _ = writeln!(s, "verify: the read-back stopped: {why}");
+            }
+            for sample in &b.samples {
+                let _ = writeln!(s, "verify: {sample}");
+            }
         }
         match (self.client_cpu_percent, self.server_cpu_percent) {
             (Some(c), Some(sv)) => {
