@@ -405,9 +405,8 @@ fn key_patterns_and_hdr_files() {
     }
 }
 
-#[test]
-fn a_silent_server_counts_timeouts() {
-    // Accepts connections and never answers.
+/// A server that accepts connections and never answers; returns its address.
+fn silent_server() -> String {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     std::thread::spawn(move || {
@@ -416,6 +415,41 @@ fn a_silent_server_counts_timeouts() {
             held.push(stream);
         }
     });
+    addr
+}
+
+#[test]
+fn the_global_timeout_is_the_reply_timeout() {
+    let addr = silent_server();
+    let run = bench_run(
+        &addr,
+        "--protocol resp --clients 1 --requests 1 --timeout 1",
+    );
+    assert_eq!(u(&run.json, "/totals/timeouts"), 1);
+    assert_eq!(u(&run.json, "/settings/timeout_ms"), 1_000);
+    assert!(run.elapsed >= Duration::from_secs(1), "{:?}", run.elapsed);
+    // Both at once would leave it unclear which one counts.
+    let out = Command::new(BIN)
+        .args([
+            "bench",
+            "--addr",
+            &addr,
+            "--protocol",
+            "resp",
+            "--requests",
+            "1",
+        ])
+        .args(["--timeout", "1", "--timeout-ms", "100"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--timeout-ms or --timeout"), "{stderr}");
+}
+
+#[test]
+fn a_silent_server_counts_timeouts() {
+    let addr = silent_server();
     let j = bench(
         &addr,
         "--protocol resp --clients 1 --requests 3 --timeout-ms 150",

@@ -1,7 +1,9 @@
 //! The `ringkv bench` flags, and their check into the [`Settings`] a run uses.
 //!
 //! The target address is the CLI's global `--addr` (shared with the client
-//! subcommands), handed to [`Settings::new`] beside these flags.
+//! subcommands), handed to [`Settings::new`] beside these flags, and so is the global
+//! `--timeout` (seconds): given to bench, it is the reply timeout, like
+//! `--timeout-ms` in milliseconds; giving both is refused.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -20,6 +22,12 @@ pub const THREADS_MAX: u32 = 256;
 
 /// Most requests a client may have in flight on one connection.
 pub const PIPELINE_MAX: u32 = 1024;
+
+/// Reply timeout without `--timeout-ms` or `--timeout`, milliseconds.
+pub const TIMEOUT_MS_DEFAULT: u64 = 2_000;
+
+/// Longest reply timeout, milliseconds (an hour).
+pub const TIMEOUT_MS_MAX: u64 = 3_600_000;
 
 /// Highest `--rate`, requests per second: far beyond what one machine can send,
 /// and low enough that a client's batch interval is at least a nanosecond.
@@ -107,9 +115,10 @@ pub struct BenchArgs {
     /// key written (and preloaded) and report mismatches. Exit status 1 if any.
     #[arg(long)]
     pub verify: bool,
-    /// Milliseconds to wait for an answer; a request without one counts as a timeout.
-    #[arg(long, default_value_t = 2_000)]
-    pub timeout_ms: u64,
+    /// Milliseconds to wait for an answer (default 2000); a request without one
+    /// counts as a timeout. The global --timeout sets the same in seconds.
+    #[arg(long)]
+    pub timeout_ms: Option<u64>,
     /// A server process whose CPU use over the measured window is reported.
     #[arg(long)]
     pub server_pid: Option<u32>,
@@ -182,8 +191,14 @@ fn parse_range(text: &str) -> Result<(u32, u32), String> {
 }
 
 impl Settings {
-    /// Checks the flags; the message says which flag to change.
-    pub fn new(addr: &str, args: BenchArgs) -> Result<Settings, String> {
+    /// Checks the flags; the message says which flag to change. `timeout_secs` is
+    /// the global `--timeout`, when given. The settings' `args` hold the effective
+    /// values of what was left to a default, so a report records what ran.
+    pub fn new(
+        addr: &str,
+        timeout_secs: Option<u64>,
+        mut args: BenchArgs,
+    ) -> Result<Settings, String> {
         let check = |ok: bool, message: &str| if ok { Ok(()) } else { Err(message.to_string()) };
         check(
             (1..=THREADS_MAX).contains(&args.threads),
@@ -248,10 +263,19 @@ impl Settings {
             (None, None) => Stop::Time(Duration::from_secs(10)),
         };
         let warmup = positive_secs("warmup", args.warmup)?;
+        let timeout_ms = match (args.timeout_ms, timeout_secs) {
+            (Some(_), Some(_)) => {
+                return Err("give the reply timeout once: --timeout-ms or --timeout".into())
+            }
+            (Some(ms), None) => ms,
+            (None, Some(secs)) => secs.saturating_mul(1_000),
+            (None, None) => TIMEOUT_MS_DEFAULT,
+        };
         check(
-            (1..=3_600_000).contains(&args.timeout_ms),
-            "--timeout-ms must be 1..=3600000",
+            (1..=TIMEOUT_MS_MAX).contains(&timeout_ms),
+            &format!("the reply timeout (--timeout-ms, or --timeout in seconds) must be 1..={TIMEOUT_MS_MAX} ms"),
         )?;
+        args.timeout_ms = Some(timeout_ms);
         let batch_interval = match args.rate {
             Some(rate) if !(1..=RATE_MAX).contains(&rate) => {
                 return Err(format!("--rate must be 1..={RATE_MAX}"))
@@ -272,7 +296,7 @@ impl Settings {
         };
         Ok(Settings {
             addr: addr.to_string(),
-            timeout: Duration::from_millis(args.timeout_ms),
+            timeout: Duration::from_millis(timeout_ms),
             args,
             sets,
             gets,
@@ -307,7 +331,7 @@ mod tests {
         let mut argv = vec!["bench"];
         argv.extend_from_slice(flags);
         let cli = Cli::try_parse_from(argv).map_err(|e| e.to_string())?;
-        Settings::new("127.0.0.1:1", cli.args)
+        Settings::new("127.0.0.1:1", None, cli.args)
     }
 
     #[test]
@@ -334,6 +358,26 @@ mod tests {
         let s = settings(&["--data-size-range", "8-4096", "--cpus", "0,1"]).unwrap();
         assert_eq!((s.size_min, s.size_max), (8, 4096));
         assert_eq!(s.args.cpus, vec![0, 1]);
+    }
+
+    #[test]
+    fn the_global_timeout_is_the_reply_timeout() {
+        let parse = |flags: &[&str]| {
+            let mut argv = vec!["bench"];
+            argv.extend_from_slice(flags);
+            Cli::try_parse_from(argv).unwrap().args
+        };
+        let s = Settings::new("a:1", Some(3), parse(&[])).unwrap();
+        assert_eq!(s.timeout, Duration::from_secs(3));
+        assert_eq!(s.args.timeout_ms, Some(3_000));
+        let s = Settings::new("a:1", None, parse(&["--timeout-ms", "250"])).unwrap();
+        assert_eq!(s.timeout, Duration::from_millis(250));
+        let s = Settings::new("a:1", None, parse(&[])).unwrap();
+        assert_eq!(s.timeout, Duration::from_millis(TIMEOUT_MS_DEFAULT));
+        assert_eq!(s.args.timeout_ms, Some(TIMEOUT_MS_DEFAULT));
+        let both = Settings::new("a:1", Some(3), parse(&["--timeout-ms", "250"]));
+        assert!(both.unwrap_err().contains("--timeout-ms or --timeout"));
+        assert!(Settings::new("a:1", Some(0), parse(&[])).is_err());
     }
 
     #[test]

@@ -45,10 +45,11 @@ use workload::KeyBitmap;
 /// How often the main thread looks at the run (the progress line is once a second).
 const POLL_INTERVAL: Duration = Duration::from_millis(20);
 
-/// Runs `ringkv bench` against `addr` and prints the results. Exit status: 0, 1 when
-/// `--verify` found a problem, 2 when the run could not be made.
-pub fn main(addr: &str, args: BenchArgs) -> ExitCode {
-    match run(addr, args) {
+/// Runs `ringkv bench` against `addr` and prints the results; `timeout_secs` is the
+/// global `--timeout`, when given. Exit status: 0, 1 when `--verify` found a
+/// problem, 2 when the run could not be made.
+pub fn main(addr: &str, timeout_secs: Option<u64>, args: BenchArgs) -> ExitCode {
+    match run(addr, timeout_secs, args) {
         Ok(report) => {
             print!("{}", report.table());
             let _ = std::io::stdout().flush();
@@ -65,8 +66,8 @@ pub fn main(addr: &str, args: BenchArgs) -> ExitCode {
 }
 
 /// Runs the benchmark and writes the files asked for; returns the report.
-pub fn run(addr: &str, args: BenchArgs) -> Result<Report, String> {
-    let settings = Settings::new(addr, args)?;
+pub fn run(addr: &str, timeout_secs: Option<u64>, args: BenchArgs) -> Result<Report, String> {
+    let settings = Settings::new(addr, timeout_secs, args)?;
     let target = Target::discover(addr, settings.args.protocol, settings.timeout)?;
     let shared = Arc::new(Shared::new(settings, target));
     let s = &shared.settings;
