@@ -110,6 +110,13 @@ enum Cmd {
     /// Print the shard count, hash function and ports.
     Topology,
     /// Load generator (memtier-style) for ringkv, Redis and memcached.
+    ///
+    /// Exit status: 0 when the run was made, even if some requests failed (they are
+    /// counted in the table and the JSON); 1 when --verify found a problem or no
+    /// request succeeded (every one failed or timed out: the wrong --protocol for
+    /// the port, a dead server), with the reason on stderr; 2 when the run could not
+    /// be made (bad flags, no server to start with). A run that was made always
+    /// prints its table and writes its --json-out.
     Bench(ringkv::bench::BenchArgs),
 }
 

@@ -448,14 +448,67 @@ fn the_global_timeout_is_the_reply_timeout() {
 }
 
 #[test]
-fn a_silent_server_counts_timeouts() {
+fn a_silent_server_counts_timeouts_and_fails_the_run() {
     let addr = silent_server();
-    let j = bench(
+    let run = bench_run(
         &addr,
         "--protocol resp --clients 1 --requests 3 --timeout-ms 150",
     );
-    assert_eq!(u(&j, "/totals/ops"), 0);
-    assert_eq!(u(&j, "/totals/timeouts"), 3);
+    let j = &run.json;
+    check_consistent(j);
+    assert_eq!(u(j, "/totals/ops"), 0);
+    assert_eq!(u(j, "/totals/timeouts"), 3);
+    assert_eq!(run.code, 1, "no request succeeded: exit 1");
+    assert!(
+        run.stderr.contains("no measured request succeeded"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stdout.contains("ALL STATS"), "{}", run.stdout);
+}
+
+#[test]
+fn the_wrong_protocol_for_the_port_fails_the_run() {
+    let node = start_node(1);
+    let run = bench_run(
+        &node.addr,
+        "--protocol memcache --clients 2 --requests 20 --timeout-ms 500",
+    );
+    let j = &run.json;
+    check_consistent(j);
+    assert_eq!(u(j, "/totals/ops"), 0);
+    assert!(u(j, "/totals/errors") + u(j, "/totals/timeouts") > 0);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("no measured request succeeded"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn a_server_gone_mid_run_exits_0_with_its_errors_shown() {
+    let mut node = start_node(1);
+    let mut bench = Bench::spawn(
+        &node.addr,
+        "--clients 2 --test-time 2 --ratio 1:1 --key-maximum 500 --timeout-ms 500",
+    );
+    bench.wait_for_line("[run");
+    node.kill();
+    let run = bench.finish();
+    let j = &run.json;
+    check_consistent(j);
+    assert!(u(j, "/totals/ops") > 0);
+    let failed = u(j, "/totals/errors") + u(j, "/totals/timeouts");
+    assert!(failed > 0, "the kill cost requests");
+    // Some requests succeeded: the run stands, its failures are shown.
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains("error x"), "{}", run.stdout);
+    assert!(
+        run.stderr.contains(&format!("{failed} of ")),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]

@@ -256,6 +256,39 @@ impl Report {
         }
     }
 
+    /// Why the run counts as failed (exit status 1), if it does: `--verify` found a
+    /// problem, or requests failed and none succeeded (the wrong protocol for the
+    /// port, a dead server).
+    pub fn failure(&self) -> Option<String> {
+        let mut why = Vec::new();
+        let (t, w) = (&self.totals, &self.warmup);
+        let failed = t.errors + t.timeouts + w.errors + w.timeouts;
+        if t.ops == 0 && failed > 0 {
+            let example = self
+                .errors
+                .first()
+                .map(|e| format!(", e.g. {}", e.message))
+                .unwrap_or_default();
+            why.push(format!(
+                "no measured request succeeded: {} errors, {} timeouts (warm-up included){example}",
+                t.errors + w.errors,
+                t.timeouts + w.timeouts
+            ));
+        }
+        if let Some(v) = self.verify.as_ref().filter(|v| !v.clean) {
+            let b = &v.read_back;
+            let mut text = format!(
+                "verify failed: {} wrong values during the run; read back {} mismatched, {} missing, {} errors, {} unanswered",
+                v.wrong_values_in_run, b.mismatches, b.missing, b.errors, b.unanswered
+            );
+            if let Some(failure) = &b.failure {
+                let _ = write!(text, " (the read-back stopped: {failure})");
+            }
+            why.push(text);
+        }
+        (!why.is_empty()).then(|| why.join("; "))
+    }
+
     /// The final table, memtier-style.
     pub fn table(&self) -> String {
         let mut s = String::new();
