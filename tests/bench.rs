@@ -309,8 +309,20 @@ fn verify_reads_back_what_the_run_set_and_catches_wrong_values() {
         "--clients 1 --requests 200 --ratio 0:1 --key-maximum 500 --verify --seed 6",
     );
     assert_eq!(code, 1, "a failed verify exits with status 1");
-    assert!(u(&j, "/get/hits") > 0);
-    assert_eq!(u(&j, "/verify/wrong_values_in_run"), u(&j, "/get/hits"));
+    check_consistent(&j);
+    // A wrong value is an error of its GET, not a hit: table and JSON agree.
+    let wrong = u(&j, "/verify/wrong_values_in_run");
+    assert!(wrong > 0);
+    assert_eq!(u(&j, "/get/errors"), wrong);
+    assert_eq!(u(&j, "/get/hits"), 0);
+    // Listed under the table too: the first distinct messages, the rest as
+    // "(other errors)".
+    let samples = j["errors"].as_array().unwrap();
+    assert!(samples
+        .iter()
+        .any(|e| e["message"].as_str().unwrap().starts_with("wrong value: ")));
+    let listed: u64 = samples.iter().map(|e| e["count"].as_u64().unwrap()).sum();
+    assert_eq!(listed, wrong);
     assert!(!j["verify"]["clean"].as_bool().unwrap());
 }
 

@@ -50,7 +50,8 @@ pub struct OpReport {
     pub hits_per_sec: f64,
     /// Misses per second.
     pub misses_per_sec: f64,
-    /// Error replies and requests lost with a connection.
+    /// Error replies, wrong values (with `--verify`) and requests lost with a
+    /// connection.
     pub errors: u64,
     /// Requests without a reply within the timeout.
     pub timeouts: u64,

@@ -38,7 +38,8 @@ pub struct OpStats {
     pub hits: u64,
     /// GETs that did not.
     pub misses: u64,
-    /// Requests answered with an error, or lost with their connection.
+    /// Requests answered with an error or a wrong value, or lost with their
+    /// connection.
     pub errors: u64,
     /// Requests with no answer within `--timeout-ms`.
     pub timeouts: u64,
@@ -93,7 +94,8 @@ pub struct Recorder {
     pub get: OpStats,
     /// Warm-up requests.
     pub warmup: WarmupStats,
-    /// GET hits whose value was not the key's (with `--verify`).
+    /// GET hits whose value was not the key's (with `--verify`); each is also an
+    /// error of its GET.
     pub wrong_values: u64,
     /// Error messages and how often each was seen.
     pub error_samples: BTreeMap<String, u64>,
@@ -183,22 +185,20 @@ impl Recorder {
                         ns: latency_ns,
                     }
                 }
-                (Op::Get, Reply::Value(range)) => {
-                    if let Some(values) = values {
-                        let value = value_of(buf, range);
-                        if !values.matches(key, value) {
-                            self.wrong_values += 1;
-                            self.sample(format!(
-                                "wrong value: {}",
-                                values.describe_mismatch(key, value)
-                            ));
-                        }
-                    }
-                    Kind::Ok {
-                        hit: Some(true),
-                        ns: latency_ns,
-                    }
+                // A wrong value is an error, not a hit: the table's Errors column
+                // and the JSON's `errors` count it (and `verify` says how many).
+                (Op::Get, Reply::Value(range))
+                    if values.is_some_and(|v| !v.matches(key, value_of(buf, range))) =>
+                {
+                    self.wrong_values += 1;
+                    let value = value_of(buf, range);
+                    let why = values.map(|v| v.describe_mismatch(key, value));
+                    Kind::Error(format!("wrong value: {}", why.unwrap_or_default()))
                 }
+                (Op::Get, Reply::Value(_)) => Kind::Ok {
+                    hit: Some(true),
+                    ns: latency_ns,
+                },
                 (Op::Get, Reply::Nil) => Kind::Ok {
                     hit: Some(false),
                     ns: latency_ns,
@@ -320,23 +320,29 @@ mod tests {
             latency_ns: 1_000,
         };
         assert!(r.record(Op::Get, 5, out(&hit), true, Some(&values)));
-        assert!(r.record(Op::Get, 6, out(&hit), true, Some(&values)));
+        // Key 6 has another value: an error, not a hit.
+        assert!(!r.record(Op::Get, 6, out(&hit), true, Some(&values)));
         assert!(r.record(Op::Get, 5, out(&Reply::Nil), true, None));
         assert!(r.record(Op::Set, 7, out(&Reply::Done), true, None));
         assert!(!r.record(Op::Set, 7, out(&Reply::Nil), true, None));
         assert!(!r.record(Op::Get, 1, Outcome::Timeout, true, None));
         assert!(r.record(Op::Set, 3, out(&Reply::Done), false, None));
-        assert_eq!((r.get.ops, r.get.hits, r.get.misses), (3, 2, 1));
-        assert_eq!((r.get.timeouts, r.set.ops, r.set.errors), (1, 1, 1));
+        assert_eq!((r.get.ops, r.get.hits, r.get.misses), (2, 1, 1));
+        assert_eq!((r.get.errors, r.get.timeouts), (1, 1));
+        assert_eq!((r.set.ops, r.set.errors), (1, 1));
         assert_eq!(r.wrong_values, 1);
+        assert!(r
+            .error_samples
+            .keys()
+            .any(|m| m.starts_with("wrong value: ")));
         assert_eq!(r.warmup.ops, 1);
-        assert_eq!(r.get.latency.len(), 3);
+        assert_eq!(r.get.latency.len(), 2);
         let written: Vec<u64> = r.written.as_ref().unwrap().keys().collect();
         assert_eq!(written, vec![3, 7]);
         let mut total = Recorder::default();
         total.merge(&r);
         total.merge(&r);
-        assert_eq!(total.get.hits, 4);
-        assert_eq!(total.get.latency.len(), 6);
+        assert_eq!(total.get.hits, 2);
+        assert_eq!(total.get.latency.len(), 4);
     }
 }
