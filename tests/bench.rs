@@ -289,6 +289,10 @@ fn closed_loop_counts_add_up_and_verify_is_clean() {
     assert_eq!(u(&j, "/preload/keys"), 2000);
     assert!(u(&j, "/warmup/ops") > 0);
     assert_eq!(j["settings"]["pipeline"], 4);
+    // Settings record what ran: a --requests run has no test time, a range no
+    // single size.
+    assert!(j["settings"]["test_time"].is_null());
+    assert!(j["settings"]["data_size"].is_null());
 }
 
 #[test]
@@ -380,6 +384,8 @@ fn an_unreachable_rate_ends_on_time_and_counts_what_was_not_sent() {
     assert!((offered - sent as f64 / duration).abs() < 1e-6 * offered.max(1.0));
     assert!(f(j, "/totals/ops_per_sec") <= offered);
     assert_eq!(u(j, "/open_loop/target_ops_per_sec"), rate);
+    assert_eq!(f(j, "/settings/test_time"), 0.5);
+    assert_eq!(u(j, "/settings/data_size"), 32, "the default, recorded");
     assert!(!j["open_loop"]["kept_up"].as_bool().unwrap());
     // Nearly every send was late: the client was behind from the first request.
     assert!(u(j, "/open_loop/sent_late") + 1 >= sent);
@@ -560,6 +566,35 @@ fn a_server_gone_before_the_read_back_still_gets_its_report() {
         "{}",
         run.stdout
     );
+}
+
+#[test]
+fn unwritable_outputs_fail_before_the_run() {
+    // Nothing listens here: a run that started would fail to connect instead.
+    let addr = format!("127.0.0.1:{}", free_port());
+    for (flag, path) in [
+        ("--json-out", "/nonexistent-ringkv-dir/run.json"),
+        ("--hdr-out", "/nonexistent-ringkv-dir/run"),
+    ] {
+        let out = Command::new(BIN)
+            .args(["bench", "--addr", &addr, "--requests", "1", flag, path])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(&format!("cannot write {flag} /nonexistent-ringkv-dir/")),
+            "{stderr}"
+        );
+    }
+    let out = Command::new(BIN)
+        .args(["bench", "--addr", &addr, "--data-size", "8"])
+        .args(["--data-size-range", "1-5"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("cannot be used together"), "{stderr}");
 }
 
 fn installed(program: &str) -> Option<PathBuf> {

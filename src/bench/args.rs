@@ -23,6 +23,12 @@ pub const THREADS_MAX: u32 = 256;
 /// Most requests a client may have in flight on one connection.
 pub const PIPELINE_MAX: u32 = 1024;
 
+/// Value size without `--data-size` or `--data-size-range`, bytes.
+pub const DATA_SIZE_DEFAULT: u32 = 32;
+
+/// Seconds measured without `--test-time` or `--requests`.
+pub const TEST_TIME_SECS_DEFAULT: f64 = 10.0;
+
 /// Reply timeout without `--timeout-ms` or `--timeout`, milliseconds.
 pub const TIMEOUT_MS_DEFAULT: u64 = 2_000;
 
@@ -60,10 +66,11 @@ pub struct BenchArgs {
     /// SET:GET ratio, as an exact cycle (`1:10`: one SET, then ten GETs).
     #[arg(long, default_value = "1:10")]
     pub ratio: String,
-    /// Value size in bytes.
-    #[arg(long, default_value_t = 32)]
-    pub data_size: u32,
-    /// Value sizes MIN-MAX in bytes, each key's size fixed by the key and the seed.
+    /// Value size in bytes (default 32).
+    #[arg(long)]
+    pub data_size: Option<u32>,
+    /// Value sizes MIN-MAX in bytes, each key's size fixed by the key and the seed
+    /// (instead of --data-size).
     #[arg(long)]
     pub data_size_range: Option<String>,
     /// Key prefix; keys are the prefix followed by the key number in decimal.
@@ -213,9 +220,18 @@ impl Settings {
             &format!("--pipeline must be 1..={PIPELINE_MAX}"),
         )?;
         let (sets, gets) = parse_ratio(&args.ratio)?;
-        let (size_min, size_max) = match &args.data_size_range {
-            Some(range) => parse_range(range)?,
-            None => (args.data_size, args.data_size),
+        let (size_min, size_max) = match (&args.data_size_range, args.data_size) {
+            (Some(_), Some(_)) => {
+                return Err(
+                    "--data-size and --data-size-range cannot be used together: give one".into(),
+                )
+            }
+            (Some(range), None) => parse_range(range)?,
+            (None, size) => {
+                let size = size.unwrap_or(DATA_SIZE_DEFAULT);
+                args.data_size = Some(size);
+                (size, size)
+            }
         };
         check(
             size_max <= VALUE_SIZE_MAX,
@@ -255,12 +271,13 @@ impl Settings {
         let stop = match (args.requests, args.test_time) {
             (Some(0), _) => return Err("--requests must be at least 1".into()),
             (Some(n), _) => Stop::Requests(n),
-            (None, Some(t)) => {
-                let t = positive_secs("test-time", t)?;
+            (None, t) => {
+                let secs = t.unwrap_or(TEST_TIME_SECS_DEFAULT);
+                args.test_time = Some(secs);
+                let t = positive_secs("test-time", secs)?;
                 check(!t.is_zero(), "--test-time must be above 0")?;
                 Stop::Time(t)
             }
-            (None, None) => Stop::Time(Duration::from_secs(10)),
         };
         let warmup = positive_secs("warmup", args.warmup)?;
         let timeout_ms = match (args.timeout_ms, timeout_secs) {
@@ -342,6 +359,11 @@ mod tests {
         assert_eq!(s.stop, Stop::Time(Duration::from_secs(10)));
         assert_eq!(s.clients_total(), 50);
         assert_eq!(s.batch_interval, None);
+        // The report records what ran, not what was left out.
+        assert_eq!(s.args.test_time, Some(10.0));
+        assert_eq!(s.args.data_size, Some(32));
+        let s = settings(&["--requests", "5", "--data-size-range", "1-5"]).unwrap();
+        assert_eq!((s.args.test_time, s.args.data_size), (None, None));
     }
 
     #[test]
@@ -355,6 +377,8 @@ mod tests {
         assert!(settings(&["--requests", "0"]).is_err());
         assert!(settings(&["--test-time", "1", "--requests", "5"]).is_err());
         assert!(settings(&["--protocol", "memcache", "--key-prefix", "a b"]).is_err());
+        let both = settings(&["--data-size", "8", "--data-size-range", "1-5"]);
+        assert!(both.unwrap_err().contains("cannot be used together"));
         let s = settings(&["--data-size-range", "8-4096", "--cpus", "0,1"]).unwrap();
         assert_eq!((s.size_min, s.size_max), (8, 4096));
         assert_eq!(s.args.cpus, vec![0, 1]);

@@ -28,6 +28,7 @@ pub mod target;
 pub mod workload;
 
 use std::io::{IsTerminal, Write};
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -84,6 +85,14 @@ pub fn main(addr: &str, timeout_secs: Option<u64>, args: BenchArgs) -> ExitCode 
 /// Runs the benchmark and writes the files asked for; returns the report.
 pub fn run(addr: &str, timeout_secs: Option<u64>, args: BenchArgs) -> Result<Report, String> {
     let settings = Settings::new(addr, timeout_secs, args)?;
+    if let Some(path) = &settings.args.json_out {
+        report::check_writable("--json-out", path)?;
+    }
+    if let Some(prefix) = &settings.args.hdr_out {
+        for path in report::hgrm_paths(prefix) {
+            report::check_writable("--hdr-out", Path::new(&path))?;
+        }
+    }
     let target = Target::discover(addr, settings.args.protocol, settings.timeout)?;
     let shared = Arc::new(Shared::new(settings, target));
     let s = &shared.settings;

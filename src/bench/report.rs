@@ -484,17 +484,41 @@ pub fn write_hgrm(h: &Histogram<u64>, out: &mut dyn std::io::Write) -> std::io::
 pub fn write_hgrm_files(prefix: &str, recorder: &Recorder) -> Result<(), String> {
     let mut all = recorder.set.latency.clone();
     let _ = all.add(&recorder.get.latency);
-    for (name, h) in [
-        ("set", &recorder.set.latency),
-        ("get", &recorder.get.latency),
-        ("total", &all),
+    let [set, get, total] = hgrm_paths(prefix);
+    for (path, h) in [
+        (set, &recorder.set.latency),
+        (get, &recorder.get.latency),
+        (total, &all),
     ] {
-        let path = format!("{prefix}-{name}.hgrm");
         let mut file =
             std::fs::File::create(&path).map_err(|e| format!("cannot create {path}: {e}"))?;
         write_hgrm(h, &mut file).map_err(|e| format!("cannot write {path}: {e}"))?;
     }
     Ok(())
+}
+
+/// The files `--hdr-out PREFIX` writes: SET, GET and both.
+pub fn hgrm_paths(prefix: &str) -> [String; 3] {
+    ["set", "get", "total"].map(|name| format!("{prefix}-{name}.hgrm"))
+}
+
+/// Fails when `path` cannot be written, before any load is run: a run whose report
+/// cannot be saved would be wasted. An existing file is opened without truncating
+/// it; a missing one is created and removed again.
+pub fn check_writable(flag: &str, path: &Path) -> Result<(), String> {
+    let fail = |e: std::io::Error| format!("cannot write {flag} {}: {e}", path.display());
+    match std::fs::OpenOptions::new().write(true).open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(path)
+                .map_err(fail)?;
+            std::fs::remove_file(path).map_err(fail)
+        }
+        Err(e) => Err(fail(e)),
+    }
 }
 
 /// Writes the JSON document.
@@ -591,6 +615,24 @@ mod tests {
         assert!((last[0] - 1000.0).abs() < 1.0, "{last:?}");
         assert!(text.contains("#[Max     =     1000.447, Total count    =         1000]"));
         assert!(text.contains("SubBuckets     =         2048]"));
+    }
+
+    #[test]
+    fn unwritable_outputs_are_found_before_the_run() {
+        let dir = tempfile::tempdir_in("/tmp").unwrap();
+        let fresh = dir.path().join("run.json");
+        check_writable("--json-out", &fresh).unwrap();
+        assert!(!fresh.exists(), "the check leaves no file behind");
+        std::fs::write(&fresh, "kept").unwrap();
+        check_writable("--json-out", &fresh).unwrap();
+        assert_eq!(std::fs::read_to_string(&fresh).unwrap(), "kept");
+        let missing_dir = dir.path().join("no-such-dir").join("run.json");
+        let e = check_writable("--json-out", &missing_dir).unwrap_err();
+        assert!(e.starts_with("cannot write --json-out"), "{e}");
+        assert!(
+            check_writable("--json-out", dir.path()).is_err(),
+            "a directory"
+        );
     }
 
     #[test]
