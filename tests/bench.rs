@@ -236,6 +236,38 @@ fn f(v: &Value, path: &str) -> f64 {
 
 /// The invariants every report must hold.
 fn check_consistent(j: &Value) {
+    let secs = f(j, "/duration_secs");
+    assert!(secs > 0.0, "a run has a measured window");
+    for op in ["set", "get", "totals"] {
+        // Rates are counts over the measured window.
+        for (count, rate) in [("ops", "ops_per_sec"), ("hits", "hits_per_sec")] {
+            let expected = u(j, &format!("/{op}/{count}")) as f64 / secs;
+            let got = f(j, &format!("/{op}/{rate}"));
+            assert!(
+                (got - expected).abs() <= 1e-9 * expected.max(1.0),
+                "{op} {rate} {got} is not {count} / duration_secs ({expected})"
+            );
+        }
+    }
+    for failure in ["errors", "timeouts"] {
+        assert_eq!(
+            u(j, &format!("/set/{failure}")) + u(j, &format!("/get/{failure}")),
+            u(j, &format!("/totals/{failure}")),
+            "set + get {failure} == total"
+        );
+    }
+    // Every failure counted, measured or in the warm-up, is listed once.
+    let listed: u64 = j["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["count"].as_u64().unwrap())
+        .sum();
+    let counted = u(j, "/totals/errors")
+        + u(j, "/totals/timeouts")
+        + u(j, "/warmup/errors")
+        + u(j, "/warmup/timeouts");
+    assert_eq!(listed, counted, "listed errors == counted failures");
     assert_eq!(
         u(j, "/set/ops") + u(j, "/get/ops"),
         u(j, "/totals/ops"),
@@ -252,7 +284,15 @@ fn check_consistent(j: &Value) {
             continue;
         }
         let l = |p: &str| f(j, &format!("/{op}/latency_us/{p}"));
-        let chain = [l("min"), l("p50"), l("p90"), l("p99"), l("p99_9"), l("max")];
+        let chain = [
+            l("min"),
+            l("p50"),
+            l("p90"),
+            l("p99"),
+            l("p99_9"),
+            l("p99_99"),
+            l("max"),
+        ];
         assert!(
             chain.windows(2).all(|w| w[0] <= w[1]),
             "{op} percentiles not monotone: {chain:?}"
@@ -595,6 +635,46 @@ fn unwritable_outputs_fail_before_the_run() {
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("cannot be used together"), "{stderr}");
+}
+
+#[test]
+fn verify_finds_values_changed_behind_the_run() {
+    let node = start_node(1);
+    // Preloaded, then only GETs: nothing the run does changes a value, so the
+    // read-back must find exactly what the test changes.
+    let mut bench = Bench::spawn(
+        &node.addr,
+        "--clients 1 --rate 100 --test-time 3 --ratio 0:1 --key-maximum 200 --preload --verify",
+    );
+    bench.wait_for_line("[run");
+    let mut client = ringkv::client::Client::connect(node.addr.as_str(), RUN_LIMIT).unwrap();
+    client
+        .set(b"key:7", b"changed behind the run", None)
+        .unwrap();
+    assert!(client.delete(b"key:8").unwrap());
+    assert!(
+        !bench.has_printed("reading back"),
+        "the keys were changed too late to test the read-back"
+    );
+    let run = bench.finish();
+    let j = &run.json;
+    assert_eq!(run.code, 1, "a failed verify exits 1: {}", run.stderr);
+    check_consistent(j);
+    assert!(!j["verify"]["clean"].as_bool().unwrap());
+    assert_eq!(u(j, "/verify/read_back/keys"), 200);
+    assert_eq!(u(j, "/verify/read_back/ok"), 198);
+    assert_eq!(u(j, "/verify/read_back/mismatches"), 1);
+    assert_eq!(u(j, "/verify/read_back/missing"), 1);
+    assert_eq!(u(j, "/verify/read_back/errors"), 0);
+    assert_eq!(u(j, "/verify/read_back/unanswered"), 0);
+    assert!(j["verify"]["read_back"]["failure"].is_null());
+    for expected in [
+        "verify: key 7: got 22 bytes \"changed behind the run\", expected 32 bytes",
+        "verify: key 8: written but not found",
+    ] {
+        assert!(run.stdout.contains(expected), "{expected}: {}", run.stdout);
+    }
+    assert!(run.stderr.contains("verify failed"), "{}", run.stderr);
 }
 
 fn installed(program: &str) -> Option<PathBuf> {

@@ -97,7 +97,8 @@ pub struct Recorder {
     /// GET hits whose value was not the key's (with `--verify`); each is also an
     /// error of its GET.
     pub wrong_values: u64,
-    /// Error messages and how often each was seen.
+    /// Error and timeout messages (warm-up included) and how often each was seen:
+    /// the counts add up to every failure counted.
     pub error_samples: BTreeMap<String, u64>,
     /// Keys written (with `--verify`).
     pub written: Option<KeyBitmap>,
@@ -218,7 +219,10 @@ impl Recorder {
                     self.warmup.errors += 1;
                     self.sample(m);
                 }
-                Kind::Timeout { .. } => self.warmup.timeouts += 1,
+                Kind::Timeout { drained } => {
+                    self.warmup.timeouts += 1;
+                    self.sample(timeout_message(op, drained));
+                }
             }
             return ok;
         }
@@ -242,11 +246,7 @@ impl Recorder {
             }
             Kind::Timeout { drained } => {
                 stats.timeouts += 1;
-                self.sample(if drained {
-                    format!("no reply to {op:?} when the drain after the end of the run ran out")
-                } else {
-                    format!("timeout waiting for a reply to {op:?}")
-                });
+                self.sample(timeout_message(op, drained));
             }
         }
         ok
@@ -271,6 +271,16 @@ impl Recorder {
             (None, Some(b)) => self.written = Some(b.clone()),
             _ => {}
         }
+    }
+}
+
+/// The listed message of a timeout; `drained` when the drain after the end of the
+/// run ran out.
+fn timeout_message(op: Op, drained: bool) -> String {
+    if drained {
+        format!("no reply to {op:?} when the drain after the end of the run ran out")
+    } else {
+        format!("timeout waiting for a reply to {op:?}")
     }
 }
 
