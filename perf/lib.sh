@@ -44,10 +44,33 @@ ensure_tools() {
         apt-get update -qq
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
     fi
-    if ! python3 -c 'import matplotlib' 2>/dev/null; then
-        log "installing matplotlib"
-        python3 -m pip install -q matplotlib
+    ensure_matplotlib
+}
+
+# True when python3 is Debian's own interpreter (a file of a Debian package), whose
+# pip refuses to install into the system (PEP 668: externally managed).
+debian_python() {
+    local exe
+    exe="$(python3 -c 'import sys; print(sys.executable)' 2>/dev/null)" || return 1
+    exe="$(readlink -f "$exe")"
+    command -v dpkg >/dev/null && dpkg -S "$exe" >/dev/null 2>&1
+}
+
+# matplotlib for the plots: Debian's python3-matplotlib for Debian's python3, pip
+# for any other (pyenv, a venv) or when the package did not make it importable.
+# Without it summarize.py still writes summary.md, only no plots: a warning, not a
+# failed run.
+ensure_matplotlib() {
+    python3 -c 'import matplotlib' 2>/dev/null && return 0
+    if debian_python && command -v apt-get >/dev/null; then
+        log "installing python3-matplotlib (Debian's python3)"
+        apt-get update -qq || true
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-matplotlib >/dev/null || true
+        python3 -c 'import matplotlib' 2>/dev/null && return 0
     fi
+    log "installing matplotlib with pip ($(python3 -c 'import sys; print(sys.executable)'))"
+    python3 -m pip install -q matplotlib ||
+        log "matplotlib not installed: summaries will have no plots"
 }
 
 build() {

@@ -138,7 +138,11 @@ def plots(results_dir, all_summaries):
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        print("matplotlib missing: no plots (pip install matplotlib)", file=sys.stderr)
+        print(
+            "matplotlib missing: no plots (Debian: apt-get install python3-matplotlib;"
+            " other pythons: pip install matplotlib)",
+            file=sys.stderr,
+        )
         return []
     made = []
     names = list(all_summaries)

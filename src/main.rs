@@ -25,10 +25,14 @@ struct Target {
     /// Node address (its shared native port).
     #[arg(long, default_value = "127.0.0.1:7878", global = true)]
     addr: String,
-    /// Seconds to wait for the node.
-    #[arg(long, default_value_t = 5, global = true)]
-    timeout: u64,
+    /// Seconds to wait for the node (default 5). For bench: the reply timeout, in
+    /// place of --timeout-ms (default 2000 ms there).
+    #[arg(long, global = true)]
+    timeout: Option<u64>,
 }
+
+/// Seconds a client command waits for the node without `--timeout`.
+const CLIENT_TIMEOUT_SECS_DEFAULT: u64 = 5;
 
 #[derive(Subcommand)]
 enum Cmd {
@@ -106,6 +110,13 @@ enum Cmd {
     /// Print the shard count, hash function and ports.
     Topology,
     /// Load generator (memtier-style) for ringkv, Redis and memcached.
+    ///
+    /// Exit status: 0 when the run was made, even if some requests failed (they are
+    /// counted in the table and the JSON); 1 when --verify found a problem or no
+    /// request succeeded (every one failed or timed out: the wrong --protocol for
+    /// the port, a dead server), with the reason on stderr; 2 when the run could not
+    /// be made (bad flags, no server to start with). A run that was made always
+    /// prints its table and writes its --json-out.
     Bench(ringkv::bench::BenchArgs),
 }
 
@@ -233,7 +244,8 @@ fn show(bytes: &[u8]) -> String {
 }
 
 fn client_command(target: &Target, command: Cmd) -> Result<Outcome, Error> {
-    let mut c = Client::connect(target.addr.as_str(), Duration::from_secs(target.timeout))?;
+    let timeout = target.timeout.unwrap_or(CLIENT_TIMEOUT_SECS_DEFAULT);
+    let mut c = Client::connect(target.addr.as_str(), Duration::from_secs(timeout))?;
     use Outcome::*;
     Ok(match command {
         Cmd::Serve(_) | Cmd::Bench(_) => unreachable!("handled in main"),
@@ -361,7 +373,7 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
-        Cmd::Bench(args) => ringkv::bench::main(&cli.target.addr, args),
+        Cmd::Bench(args) => ringkv::bench::main(&cli.target.addr, cli.target.timeout, args),
         command => match client_command(&cli.target, command) {
             Ok(Outcome::Print(text)) => {
                 if !text.is_empty() {

@@ -1,7 +1,9 @@
 //! The `ringkv bench` flags, and their check into the [`Settings`] a run uses.
 //!
 //! The target address is the CLI's global `--addr` (shared with the client
-//! subcommands), handed to [`Settings::new`] beside these flags.
+//! subcommands), handed to [`Settings::new`] beside these flags, and so is the global
+//! `--timeout` (seconds): given to bench, it is the reply timeout, like
+//! `--timeout-ms` in milliseconds; giving both is refused.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -20,6 +22,22 @@ pub const THREADS_MAX: u32 = 256;
 
 /// Most requests a client may have in flight on one connection.
 pub const PIPELINE_MAX: u32 = 1024;
+
+/// Value size without `--data-size` or `--data-size-range`, bytes.
+pub const DATA_SIZE_DEFAULT: u32 = 32;
+
+/// Seconds measured without `--test-time` or `--requests`.
+pub const TEST_TIME_SECS_DEFAULT: f64 = 10.0;
+
+/// Reply timeout without `--timeout-ms` or `--timeout`, milliseconds.
+pub const TIMEOUT_MS_DEFAULT: u64 = 2_000;
+
+/// Longest reply timeout, milliseconds (an hour).
+pub const TIMEOUT_MS_MAX: u64 = 3_600_000;
+
+/// Highest `--rate`, requests per second: far beyond what one machine can send,
+/// and low enough that a client's batch interval is at least a nanosecond.
+pub const RATE_MAX: u64 = 1_000_000_000;
 
 /// Most keys `--verify` tracks (one bit each per thread).
 pub const VERIFY_KEYS_MAX: u64 = 1 << 32;
@@ -48,10 +66,11 @@ pub struct BenchArgs {
     /// SET:GET ratio, as an exact cycle (`1:10`: one SET, then ten GETs).
     #[arg(long, default_value = "1:10")]
     pub ratio: String,
-    /// Value size in bytes.
-    #[arg(long, default_value_t = 32)]
-    pub data_size: u32,
-    /// Value sizes MIN-MAX in bytes, each key's size fixed by the key and the seed.
+    /// Value size in bytes (default 32).
+    #[arg(long)]
+    pub data_size: Option<u32>,
+    /// Value sizes MIN-MAX in bytes, each key's size fixed by the key and the seed
+    /// (instead of --data-size).
     #[arg(long)]
     pub data_size_range: Option<String>,
     /// Key prefix; keys are the prefix followed by the key number in decimal.
@@ -69,7 +88,9 @@ pub struct BenchArgs {
     /// Exponent of the zipf key pattern (> 0).
     #[arg(long, default_value_t = 0.99)]
     pub key_zipf_exp: f64,
-    /// Seconds to measure (default 10 unless --requests).
+    /// Seconds to measure (default 10 unless --requests). Nothing is sent after the
+    /// end; replies still in flight get at most one more second, then count as
+    /// timeouts.
     #[arg(long, conflicts_with = "requests")]
     pub test_time: Option<f64>,
     /// Requests per client to measure, instead of a time.
@@ -85,7 +106,9 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// Open loop: this many requests per second in total, each latency measured from
-    /// its intended send time (no coordinated omission).
+    /// its intended send time (no coordinated omission). A rate the server or the
+    /// generator cannot keep is reported as such: the rate actually sent, and the
+    /// scheduled requests sent late or never sent.
     #[arg(long)]
     pub rate: Option<u64>,
     /// Write every figure and the settings as JSON to this file.
@@ -99,9 +122,10 @@ pub struct BenchArgs {
     /// key written (and preloaded) and report mismatches. Exit status 1 if any.
     #[arg(long)]
     pub verify: bool,
-    /// Milliseconds to wait for an answer; a request without one counts as a timeout.
-    #[arg(long, default_value_t = 2_000)]
-    pub timeout_ms: u64,
+    /// Milliseconds to wait for an answer (default 2000); a request without one
+    /// counts as a timeout. The global --timeout sets the same in seconds.
+    #[arg(long)]
+    pub timeout_ms: Option<u64>,
     /// A server process whose CPU use over the measured window is reported.
     #[arg(long)]
     pub server_pid: Option<u32>,
@@ -174,8 +198,14 @@ fn parse_range(text: &str) -> Result<(u32, u32), String> {
 }
 
 impl Settings {
-    /// Checks the flags; the message says which flag to change.
-    pub fn new(addr: &str, args: BenchArgs) -> Result<Settings, String> {
+    /// Checks the flags; the message says which flag to change. `timeout_secs` is
+    /// the global `--timeout`, when given. The settings' `args` hold the effective
+    /// values of what was left to a default, so a report records what ran.
+    pub fn new(
+        addr: &str,
+        timeout_secs: Option<u64>,
+        mut args: BenchArgs,
+    ) -> Result<Settings, String> {
         let check = |ok: bool, message: &str| if ok { Ok(()) } else { Err(message.to_string()) };
         check(
             (1..=THREADS_MAX).contains(&args.threads),
@@ -190,9 +220,18 @@ impl Settings {
             &format!("--pipeline must be 1..={PIPELINE_MAX}"),
         )?;
         let (sets, gets) = parse_ratio(&args.ratio)?;
-        let (size_min, size_max) = match &args.data_size_range {
-            Some(range) => parse_range(range)?,
-            None => (args.data_size, args.data_size),
+        let (size_min, size_max) = match (&args.data_size_range, args.data_size) {
+            (Some(_), Some(_)) => {
+                return Err(
+                    "--data-size and --data-size-range cannot be used together: give one".into(),
+                )
+            }
+            (Some(range), None) => parse_range(range)?,
+            (None, size) => {
+                let size = size.unwrap_or(DATA_SIZE_DEFAULT);
+                args.data_size = Some(size);
+                (size, size)
+            }
         };
         check(
             size_max <= VALUE_SIZE_MAX,
@@ -232,33 +271,49 @@ impl Settings {
         let stop = match (args.requests, args.test_time) {
             (Some(0), _) => return Err("--requests must be at least 1".into()),
             (Some(n), _) => Stop::Requests(n),
-            (None, Some(t)) => {
-                let t = positive_secs("test-time", t)?;
+            (None, t) => {
+                let secs = t.unwrap_or(TEST_TIME_SECS_DEFAULT);
+                args.test_time = Some(secs);
+                let t = positive_secs("test-time", secs)?;
                 check(!t.is_zero(), "--test-time must be above 0")?;
                 Stop::Time(t)
             }
-            (None, None) => Stop::Time(Duration::from_secs(10)),
         };
         let warmup = positive_secs("warmup", args.warmup)?;
+        let timeout_ms = match (args.timeout_ms, timeout_secs) {
+            (Some(_), Some(_)) => {
+                return Err("give the reply timeout once: --timeout-ms or --timeout".into())
+            }
+            (Some(ms), None) => ms,
+            (None, Some(secs)) => secs.saturating_mul(1_000),
+            (None, None) => TIMEOUT_MS_DEFAULT,
+        };
         check(
-            (1..=3_600_000).contains(&args.timeout_ms),
-            "--timeout-ms must be 1..=3600000",
+            (1..=TIMEOUT_MS_MAX).contains(&timeout_ms),
+            &format!("the reply timeout (--timeout-ms, or --timeout in seconds) must be 1..={TIMEOUT_MS_MAX} ms"),
         )?;
+        args.timeout_ms = Some(timeout_ms);
         let batch_interval = match args.rate {
-            Some(0) => return Err("--rate must be at least 1".into()),
+            Some(rate) if !(1..=RATE_MAX).contains(&rate) => {
+                return Err(format!("--rate must be 1..={RATE_MAX}"))
+            }
             Some(rate) => {
-                // Each client sends `pipeline` requests every `interval`.
-                let clients = f64::from(args.threads) * f64::from(args.clients);
-                let per_client = rate as f64 / clients;
-                Some(Duration::from_secs_f64(
-                    f64::from(args.pipeline) / per_client,
+                // Each client sends `pipeline` requests every `interval`: in all,
+                // `rate` per second. Whole nanoseconds, rounded; at least one, since
+                // the numerator is at least 1e9 and the rate at most RATE_MAX.
+                let clients = u128::from(args.threads) * u128::from(args.clients);
+                let numerator = u128::from(args.pipeline) * clients * 1_000_000_000;
+                let rate = u128::from(rate);
+                let nanos = ((numerator + rate / 2) / rate).max(1);
+                Some(Duration::from_nanos(
+                    u64::try_from(nanos).unwrap_or(u64::MAX),
                 ))
             }
             None => None,
         };
         Ok(Settings {
             addr: addr.to_string(),
-            timeout: Duration::from_millis(args.timeout_ms),
+            timeout: Duration::from_millis(timeout_ms),
             args,
             sets,
             gets,
@@ -293,7 +348,7 @@ mod tests {
         let mut argv = vec!["bench"];
         argv.extend_from_slice(flags);
         let cli = Cli::try_parse_from(argv).map_err(|e| e.to_string())?;
-        Settings::new("127.0.0.1:1", cli.args)
+        Settings::new("127.0.0.1:1", None, cli.args)
     }
 
     #[test]
@@ -304,6 +359,11 @@ mod tests {
         assert_eq!(s.stop, Stop::Time(Duration::from_secs(10)));
         assert_eq!(s.clients_total(), 50);
         assert_eq!(s.batch_interval, None);
+        // The report records what ran, not what was left out.
+        assert_eq!(s.args.test_time, Some(10.0));
+        assert_eq!(s.args.data_size, Some(32));
+        let s = settings(&["--requests", "5", "--data-size-range", "1-5"]).unwrap();
+        assert_eq!((s.args.test_time, s.args.data_size), (None, None));
     }
 
     #[test]
@@ -317,9 +377,31 @@ mod tests {
         assert!(settings(&["--requests", "0"]).is_err());
         assert!(settings(&["--test-time", "1", "--requests", "5"]).is_err());
         assert!(settings(&["--protocol", "memcache", "--key-prefix", "a b"]).is_err());
+        let both = settings(&["--data-size", "8", "--data-size-range", "1-5"]);
+        assert!(both.unwrap_err().contains("cannot be used together"));
         let s = settings(&["--data-size-range", "8-4096", "--cpus", "0,1"]).unwrap();
         assert_eq!((s.size_min, s.size_max), (8, 4096));
         assert_eq!(s.args.cpus, vec![0, 1]);
+    }
+
+    #[test]
+    fn the_global_timeout_is_the_reply_timeout() {
+        let parse = |flags: &[&str]| {
+            let mut argv = vec!["bench"];
+            argv.extend_from_slice(flags);
+            Cli::try_parse_from(argv).unwrap().args
+        };
+        let s = Settings::new("a:1", Some(3), parse(&[])).unwrap();
+        assert_eq!(s.timeout, Duration::from_secs(3));
+        assert_eq!(s.args.timeout_ms, Some(3_000));
+        let s = Settings::new("a:1", None, parse(&["--timeout-ms", "250"])).unwrap();
+        assert_eq!(s.timeout, Duration::from_millis(250));
+        let s = Settings::new("a:1", None, parse(&[])).unwrap();
+        assert_eq!(s.timeout, Duration::from_millis(TIMEOUT_MS_DEFAULT));
+        assert_eq!(s.args.timeout_ms, Some(TIMEOUT_MS_DEFAULT));
+        let both = Settings::new("a:1", Some(3), parse(&["--timeout-ms", "250"]));
+        assert!(both.unwrap_err().contains("--timeout-ms or --timeout"));
+        assert!(Settings::new("a:1", Some(0), parse(&[])).is_err());
     }
 
     #[test]
@@ -337,5 +419,9 @@ mod tests {
         .unwrap();
         // 100 requests/s per client in batches of 2: one batch every 20 ms.
         assert_eq!(s.batch_interval, Some(Duration::from_millis(20)));
+        let fastest = settings(&["--rate", "1000000000", "--clients", "1"]).unwrap();
+        assert_eq!(fastest.batch_interval, Some(Duration::from_nanos(1)));
+        assert!(settings(&["--rate", "1000000001"]).is_err());
+        assert!(settings(&["--rate", "0"]).is_err());
     }
 }

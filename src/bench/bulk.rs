@@ -23,10 +23,11 @@ const BULK_BYTES: usize = 1024 * 1024;
 /// Error messages kept.
 const SAMPLES_MAX: usize = 8;
 
-/// Outcome of a preload or verify pass.
+/// Outcome of a preload or verify pass: `ok + mismatches + missing + errors +
+/// unanswered == keys`.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct BulkReport {
-    /// Keys sent.
+    /// Keys the pass covers.
     pub keys: u64,
     /// Keys answered as expected (stored, or read back with the right value).
     pub ok: u64,
@@ -36,6 +37,10 @@ pub struct BulkReport {
     pub missing: u64,
     /// Error replies.
     pub errors: u64,
+    /// Keys without an answer because the pass stopped early (see `failure`).
+    pub unanswered: u64,
+    /// Why the pass stopped early (the server went away, a timeout, a bad reply).
+    pub failure: Option<String>,
     /// Wall time of the pass in seconds.
     pub secs: f64,
     /// A few of the problems, for the report.
@@ -51,7 +56,11 @@ impl BulkReport {
 
     /// True when every key was answered as expected.
     pub fn clean(&self) -> bool {
-        self.ok == self.keys
+        self.ok == self.keys && self.failure.is_none()
+    }
+
+    fn answered(&self) -> u64 {
+        self.ok + self.mismatches + self.missing + self.errors
     }
 }
 
@@ -105,22 +114,47 @@ fn connect(target: &Target, timeout: Duration) -> Result<Vec<Route>, String> {
 /// Called with each reply of a pass: the report, the key, the reply and its buffer.
 type Check<'a> = &'a mut dyn FnMut(&mut BulkReport, u64, &Reply, &[u8]);
 
-/// Sends `op` for every key, pipelined, and hands each reply to `check`.
+/// Sends `op` for every one of the `total` keys, pipelined, and hands each reply to
+/// `check`. A failure of the connection stops the pass: the report says why and
+/// how many keys went unanswered, so the run's report is never lost to it.
 fn pass(
     settings: &Settings,
     target: &Target,
     values: &ValueGen,
     op: Op,
     keys: &mut dyn Iterator<Item = u64>,
+    total: u64,
     check: Check<'_>,
-) -> Result<BulkReport, String> {
+) -> BulkReport {
+    let started = Instant::now();
+    let mut report = BulkReport {
+        keys: total,
+        ..BulkReport::default()
+    };
+    let sent = send_all(settings, target, values, op, keys, &mut report, check);
+    if let Err(why) = sent {
+        report.unanswered = total.saturating_sub(report.answered());
+        report.failure = Some(why);
+    }
+    report.secs = started.elapsed().as_secs_f64();
+    report
+}
+
+/// The batches of [`pass`]; an error is the first failure of a connection.
+fn send_all(
+    settings: &Settings,
+    target: &Target,
+    values: &ValueGen,
+    op: Op,
+    keys: &mut dyn Iterator<Item = u64>,
+    report: &mut BulkReport,
+    check: Check<'_>,
+) -> Result<(), String> {
     let protocol = settings.args.protocol;
     let prefix = settings.args.key_prefix.as_bytes();
     let mut routes = connect(target, settings.timeout)?;
-    let mut report = BulkReport::default();
     let mut key_buf = [0u8; KEY_BUFFER_SIZE];
     let mut value = Vec::new();
-    let started = Instant::now();
     let mut id = 0u32;
     loop {
         let mut queued = 0;
@@ -142,9 +176,8 @@ fn pass(
             }
         }
         if queued == 0 {
-            break;
+            return Ok(());
         }
-        report.keys += queued as u64;
         for route in &mut routes {
             route
                 .stream
@@ -156,10 +189,13 @@ fn pass(
             let mut done = 0;
             let mut at = 0;
             while done < route.pending.len() {
-                match protocol.parse(&route.input[at..])? {
+                let parsed = protocol
+                    .parse(&route.input[at..])
+                    .map_err(|e| format!("bad reply: {e}"))?;
+                match parsed {
                     Some(parsed) => {
                         let key = route.pending[done];
-                        check(&mut report, key, &parsed.reply, &route.input[at..]);
+                        check(report, key, &parsed.reply, &route.input[at..]);
                         at += parsed.len;
                         done += 1;
                     }
@@ -174,8 +210,6 @@ fn pass(
             route.pending.clear();
         }
     }
-    report.secs = started.elapsed().as_secs_f64();
-    Ok(report)
 }
 
 fn describe(reply: &Reply, buf: &[u8]) -> String {
@@ -189,18 +223,15 @@ fn describe(reply: &Reply, buf: &[u8]) -> String {
 }
 
 /// Writes every key of the range with its value.
-pub fn preload(
-    settings: &Settings,
-    target: &Target,
-    values: &ValueGen,
-) -> Result<BulkReport, String> {
-    let mut keys = settings.args.key_minimum..=settings.args.key_maximum;
+pub fn preload(settings: &Settings, target: &Target, values: &ValueGen) -> BulkReport {
+    let (min, max) = (settings.args.key_minimum, settings.args.key_maximum);
     pass(
         settings,
         target,
         values,
         Op::Set,
-        &mut keys,
+        &mut (min..=max),
+        max - min + 1,
         &mut |report, key, reply, buf| match reply {
             Reply::Done | Reply::Value(_) => report.ok += 1,
             other => {
@@ -211,19 +242,21 @@ pub fn preload(
     )
 }
 
-/// Reads back every key in `keys` and checks its value.
+/// Reads back every key in `keys` (`total` of them) and checks its value.
 pub fn verify(
     settings: &Settings,
     target: &Target,
     values: &ValueGen,
     keys: &mut dyn Iterator<Item = u64>,
-) -> Result<BulkReport, String> {
+    total: u64,
+) -> BulkReport {
     pass(
         settings,
         target,
         values,
         Op::Get,
         keys,
+        total,
         &mut |report, key, reply, buf| match reply {
             Reply::Value(range) => {
                 let value = buf.get(range.clone()).unwrap_or_default();

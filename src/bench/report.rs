@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use super::args::BenchArgs;
 use super::bulk::BulkReport;
+use super::runner::SEND_LATE_AFTER;
 use super::stats::{OpStats, Recorder, WarmupStats, LATENCY_SIGFIG};
 
 /// Latency figures of one operation type, in microseconds.
@@ -49,7 +50,8 @@ pub struct OpReport {
     pub hits_per_sec: f64,
     /// Misses per second.
     pub misses_per_sec: f64,
-    /// Error replies and requests lost with a connection.
+    /// Error replies, wrong values (with `--verify`) and requests lost with a
+    /// connection.
     pub errors: u64,
     /// Requests without a reply within the timeout.
     pub timeouts: u64,
@@ -93,13 +95,27 @@ impl OpReport {
     }
 }
 
-/// The open-loop target and what was achieved.
+/// The open-loop target and what was achieved. A generator that cannot keep up
+/// shows here: `offered_ops_per_sec` below the target, requests `unsent` or
+/// `sent_late`.
 #[derive(Clone, Debug, Serialize)]
 pub struct OpenLoop {
     /// `--rate`.
     pub target_ops_per_sec: u64,
-    /// Requests issued per second in the measured window.
+    /// Requests actually sent per second in the measured window (`sent` over
+    /// `duration_secs`).
     pub offered_ops_per_sec: f64,
+    /// Requests sent in the measured window.
+    pub sent: u64,
+    /// Of those, sent more than `late_after_us` after their intended send time.
+    pub sent_late: u64,
+    /// Requests the schedule had due in the measured window that were never sent
+    /// (`warmup.unsent` counts those of the warm-up).
+    pub unsent: u64,
+    /// How late a send may be before it counts as late, microseconds.
+    pub late_after_us: u64,
+    /// True when every scheduled request was sent, none of them late.
+    pub kept_up: bool,
 }
 
 /// The `--verify` results.
@@ -177,7 +193,7 @@ pub struct RunFacts {
     pub duration: Duration,
     /// Unix time of the window start.
     pub started_unix_secs: u64,
-    /// Requests issued in the window.
+    /// Requests sent in the window.
     pub measured_requests: u64,
     /// Preload pass.
     pub preload: Option<BulkReport>,
@@ -219,6 +235,11 @@ impl Report {
                 } else {
                     0.0
                 },
+                sent: facts.measured_requests,
+                sent_late: recorder.sent_late,
+                unsent: recorder.unsent,
+                late_after_us: u64::try_from(SEND_LATE_AFTER.as_micros()).unwrap_or(u64::MAX),
+                kept_up: recorder.sent_late == 0 && recorder.unsent == 0,
             }),
             settings: facts.args,
             preload: facts.preload,
@@ -234,6 +255,39 @@ impl Report {
                 })
                 .collect(),
         }
+    }
+
+    /// Why the run counts as failed (exit status 1), if it does: `--verify` found a
+    /// problem, or requests failed and none succeeded (the wrong protocol for the
+    /// port, a dead server).
+    pub fn failure(&self) -> Option<String> {
+        let mut why = Vec::new();
+        let (t, w) = (&self.totals, &self.warmup);
+        let failed = t.errors + t.timeouts + w.errors + w.timeouts;
+        if t.ops == 0 && failed > 0 {
+            let example = self
+                .errors
+                .first()
+                .map(|e| format!(", e.g. {}", e.message))
+                .unwrap_or_default();
+            why.push(format!(
+                "no measured request succeeded: {} errors, {} timeouts (warm-up included){example}",
+                t.errors + w.errors,
+                t.timeouts + w.timeouts
+            ));
+        }
+        if let Some(v) = self.verify.as_ref().filter(|v| !v.clean) {
+            let b = &v.read_back;
+            let mut text = format!(
+                "verify failed: {} wrong values during the run; read back {} mismatched, {} missing, {} errors, {} unanswered",
+                v.wrong_values_in_run, b.mismatches, b.missing, b.errors, b.unanswered
+            );
+            if let Some(failure) = &b.failure {
+                let _ = write!(text, " (the read-back stopped: {failure})");
+            }
+            why.push(text);
+        }
+        (!why.is_empty()).then(|| why.join("; "))
     }
 
     /// The final table, memtier-style.
@@ -296,19 +350,31 @@ impl Report {
             );
         }
         let w = &self.warmup;
-        if w.ops + w.errors + w.timeouts > 0 {
-            let _ = writeln!(
+        if w.ops + w.errors + w.timeouts + w.unsent > 0 {
+            let _ = write!(
                 s,
                 "warm-up (not above): {} ops, {} errors, {} timeouts",
                 w.ops, w.errors, w.timeouts
             );
+            if w.unsent > 0 {
+                let _ = write!(s, ", {} scheduled requests never sent", w.unsent);
+            }
+            let _ = writeln!(s);
         }
         if let Some(o) = &self.open_loop {
             let _ = writeln!(
                 s,
-                "open loop: target {} ops/s, offered {:.0} ops/s; latency from intended send time",
-                o.target_ops_per_sec, o.offered_ops_per_sec
+                "open loop: target {} ops/s, sent {:.0} ops/s ({} requests); latency from intended send time",
+                o.target_ops_per_sec, o.offered_ops_per_sec, o.sent
             );
+            if !o.kept_up {
+                let _ = writeln!(
+                    s,
+                    "open loop BEHIND: {} scheduled requests never sent, {} sent more than {} us late \
+                     (the server or the generator could not keep up)",
+                    o.unsent, o.sent_late, o.late_after_us
+                );
+            }
         }
         if let Some(p) = &self.preload {
             let _ = writeln!(
@@ -321,15 +387,22 @@ impl Report {
             let b = &v.read_back;
             let _ = writeln!(
                 s,
-                "verify: {} ({} wrong values during the run; read back {} keys: {} ok, {} mismatched, {} missing, {} errors)",
+                "verify: {} ({} wrong values during the run; read back {} keys: {} ok, {} mismatched, {} missing, {} errors, {} unanswered)",
                 if v.clean { "clean" } else { "FAILED" },
                 v.wrong_values_in_run,
                 b.keys,
                 b.ok,
                 b.mismatches,
                 b.missing,
-                b.errors
+                b.errors,
+                b.unanswered
             );
+            if let Some(why) = &b.failure {
+                let _ = writeln!(s, "verify: the read-back stopped: {why}");
+            }
+            for sample in &b.samples {
+                let _ = writeln!(s, "verify: {sample}");
+            }
         }
         match (self.client_cpu_percent, self.server_cpu_percent) {
             (Some(c), Some(sv)) => {
@@ -411,17 +484,41 @@ pub fn write_hgrm(h: &Histogram<u64>, out: &mut dyn std::io::Write) -> std::io::
 pub fn write_hgrm_files(prefix: &str, recorder: &Recorder) -> Result<(), String> {
     let mut all = recorder.set.latency.clone();
     let _ = all.add(&recorder.get.latency);
-    for (name, h) in [
-        ("set", &recorder.set.latency),
-        ("get", &recorder.get.latency),
-        ("total", &all),
+    let [set, get, total] = hgrm_paths(prefix);
+    for (path, h) in [
+        (set, &recorder.set.latency),
+        (get, &recorder.get.latency),
+        (total, &all),
     ] {
-        let path = format!("{prefix}-{name}.hgrm");
         let mut file =
             std::fs::File::create(&path).map_err(|e| format!("cannot create {path}: {e}"))?;
         write_hgrm(h, &mut file).map_err(|e| format!("cannot write {path}: {e}"))?;
     }
     Ok(())
+}
+
+/// The files `--hdr-out PREFIX` writes: SET, GET and both.
+pub fn hgrm_paths(prefix: &str) -> [String; 3] {
+    ["set", "get", "total"].map(|name| format!("{prefix}-{name}.hgrm"))
+}
+
+/// Fails when `path` cannot be written, before any load is run: a run whose report
+/// cannot be saved would be wasted. An existing file is opened without truncating
+/// it; a missing one is created and removed again.
+pub fn check_writable(flag: &str, path: &Path) -> Result<(), String> {
+    let fail = |e: std::io::Error| format!("cannot write {flag} {}: {e}", path.display());
+    match std::fs::OpenOptions::new().write(true).open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(path)
+                .map_err(fail)?;
+            std::fs::remove_file(path).map_err(fail)
+        }
+        Err(e) => Err(fail(e)),
+    }
 }
 
 /// Writes the JSON document.
@@ -518,6 +615,24 @@ mod tests {
         assert!((last[0] - 1000.0).abs() < 1.0, "{last:?}");
         assert!(text.contains("#[Max     =     1000.447, Total count    =         1000]"));
         assert!(text.contains("SubBuckets     =         2048]"));
+    }
+
+    #[test]
+    fn unwritable_outputs_are_found_before_the_run() {
+        let dir = tempfile::tempdir_in("/tmp").unwrap();
+        let fresh = dir.path().join("run.json");
+        check_writable("--json-out", &fresh).unwrap();
+        assert!(!fresh.exists(), "the check leaves no file behind");
+        std::fs::write(&fresh, "kept").unwrap();
+        check_writable("--json-out", &fresh).unwrap();
+        assert_eq!(std::fs::read_to_string(&fresh).unwrap(), "kept");
+        let missing_dir = dir.path().join("no-such-dir").join("run.json");
+        let e = check_writable("--json-out", &missing_dir).unwrap_err();
+        assert!(e.starts_with("cannot write --json-out"), "{e}");
+        assert!(
+            check_writable("--json-out", dir.path()).is_err(),
+            "a directory"
+        );
     }
 
     #[test]

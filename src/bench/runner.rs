@@ -14,6 +14,14 @@
 //! read that brought each reply. Open loop (`--rate`): batch k of a client is due at
 //! `t0 + k * interval`; its latency runs from that due time, so a server stall shows
 //! in the tail instead of silently slowing the senders (coordinated omission).
+//!
+//! A time-bounded run ends on the wall clock: no batch is sent after the end, and
+//! replies still in flight get at most [`DRAIN_TIME_MAX`] more. An open-loop client
+//! that fell behind its schedule therefore stops with requests it never sent; they
+//! are counted ([`Recorder::unsent`]), like the ones sent late, never hidden. A
+//! client behind at the start of the measured window skips its warm-up backlog
+//! (counted in [`WarmupStats::unsent`]), so the window holds its own schedule.
+//!
 //! The hot loop does not allocate: keys are formatted into a stack buffer, requests
 //! are encoded into per-connection buffers that are reused, replies are parsed in place.
 
@@ -32,6 +40,8 @@ use glommio::{ExecutorJoinHandle, LocalExecutorBuilder, Placement};
 
 use super::args::{Settings, Stop};
 use super::driver::Parsed;
+#[cfg(doc)]
+use super::stats::WarmupStats;
 use super::stats::{Outcome, Progress, Recorder};
 use super::target::Target;
 use super::workload::{client_seed, format_key, KeyGen, Op, OpMix, Rng, ValueGen, KEY_BUFFER_SIZE};
@@ -45,6 +55,16 @@ const RECONNECT_PAUSE: Duration = Duration::from_millis(100);
 
 /// Longest a thread waits at the start gate for the others to connect.
 const START_GATE_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Longest a time-bounded run waits past its end for replies already in flight; a
+/// request still unanswered then counts as a timeout. This bounds how long a run
+/// against an overloaded or stalled server overstays its `--test-time`.
+pub const DRAIN_TIME_MAX: Duration = Duration::from_secs(1);
+
+/// An open-loop request sent more than this after its intended send time counts as
+/// sent late: the server or the generator did not keep up with `--rate`. Timer
+/// wake-ups on a busy machine are tens of microseconds late; this is far above that.
+pub const SEND_LATE_AFTER: Duration = Duration::from_millis(1);
 
 /// Why a thread stopped when another could not start.
 const OTHER_THREAD_FAILED: &str = "another load thread failed to start";
@@ -308,7 +328,33 @@ struct Pending {
 /// Why a connection stopped answering.
 enum Fail {
     Timeout,
+    /// The drain after the end of a time-bounded run ran out.
+    Drained,
     Error(String),
+}
+
+impl Fail {
+    /// The failure of an I/O error; `cut_short` says the wait was shortened to the
+    /// drain deadline, so a timeout means the drain ran out.
+    fn of_io(e: &std::io::Error, cut_short: bool, what: String) -> Fail {
+        match e.kind() {
+            ErrorKind::TimedOut | ErrorKind::WouldBlock if cut_short => Fail::Drained,
+            ErrorKind::TimedOut | ErrorKind::WouldBlock => Fail::Timeout,
+            _ => Fail::Error(format!("{what}: {e}")),
+        }
+    }
+}
+
+/// How long the next wait on a socket may last: `--timeout-ms`, cut to what is left
+/// of the drain when the run has a `deadline`; `None` once the deadline has passed.
+fn wait_limit(timeout: Duration, deadline: Option<Instant>) -> Option<Duration> {
+    match deadline {
+        None => Some(timeout),
+        Some(d) => d
+            .checked_duration_since(Instant::now())
+            .filter(|left| !left.is_zero())
+            .map(|left| left.min(timeout)),
+    }
 }
 
 struct Conn {
@@ -335,9 +381,15 @@ async fn open(addr: SocketAddr, timeout: Duration) -> Result<TcpStream, String> 
 }
 
 impl Conn {
-    /// Splits the next reply off the input, reading when it is not all there.
-    async fn next_reply(&mut self, shared: &Shared) -> Result<Parsed, Fail> {
+    /// Splits the next reply off the input, reading when it is not all there; no
+    /// read waits past `deadline`.
+    async fn next_reply(
+        &mut self,
+        shared: &Shared,
+        deadline: Option<Instant>,
+    ) -> Result<Parsed, Fail> {
         let protocol = shared.settings.args.protocol;
+        let timeout = shared.settings.timeout;
         loop {
             match protocol.parse(self.input.data()) {
                 Ok(Some(parsed)) => return Ok(parsed),
@@ -347,16 +399,22 @@ impl Conn {
             let Some(stream) = self.stream.as_mut() else {
                 return Err(Fail::Error("not connected".into()));
             };
+            let limit = wait_limit(timeout, deadline).ok_or(Fail::Drained)?;
+            if deadline.is_some() {
+                stream.set_read_timeout(Some(limit)).map_err(|e| {
+                    Fail::Error(format!("cannot set the read timeout of {}: {e}", self.addr))
+                })?;
+            }
             match stream.read(self.input.spare()).await {
                 Ok(0) => return Err(Fail::Error(format!("{} closed the connection", self.addr))),
                 Ok(n) => {
                     self.input.tail += n;
                     self.received_at = Instant::now();
                 }
-                Err(e) if matches!(e.kind(), ErrorKind::TimedOut | ErrorKind::WouldBlock) => {
-                    return Err(Fail::Timeout)
+                Err(e) => {
+                    let what = format!("reading from {}", self.addr);
+                    return Err(Fail::of_io(&e, limit < timeout, what));
                 }
-                Err(e) => return Err(Fail::Error(format!("reading from {}: {e}", self.addr))),
             }
         }
     }
@@ -368,6 +426,7 @@ impl Conn {
         while let Some(p) = self.pending.pop_front() {
             let outcome = match fail {
                 Fail::Timeout => Outcome::Timeout,
+                Fail::Drained => Outcome::Drained,
                 Fail::Error(m) => Outcome::Lost(m),
             };
             recorder.record(p.op, p.key, outcome, measured, None);
@@ -378,6 +437,13 @@ impl Conn {
         self.output.clear();
         n
     }
+}
+
+/// How many open-loop batches are due in `[from, to)` when one is due at `from` and
+/// the next every `interval` after it.
+fn batches_due(from: Instant, to: Instant, interval: Duration) -> u64 {
+    let span = to.saturating_duration_since(from).as_nanos();
+    u64::try_from(span.div_ceil(interval.as_nanos().max(1))).unwrap_or(u64::MAX)
 }
 
 /// One simulated client: its key and op streams and a connection per route.
@@ -455,6 +521,7 @@ impl Client {
             Stop::Time(d) => (Some(measure_start + d), None),
             Stop::Requests(n) => (None, Some(n)),
         };
+        let deadline = end.map(|end| end + DRAIN_TIME_MAX);
         let mut due = s.batch_interval.map(|interval| {
             // Spread the clients' schedules evenly over one interval.
             t0 + interval.mul_f64(self.index as f64 / s.clients_total() as f64)
@@ -462,18 +529,35 @@ impl Client {
         let mut measured_sent = 0u64;
         let mut last_done = None;
         loop {
+            if let (Some(at), Some(end)) = (due, end) {
+                if at >= end {
+                    break;
+                }
+            }
             let mut now = Instant::now();
-            if let Some(at) = due {
-                if at > now {
-                    glommio::timer::sleep(at - now).await;
+            if let (Some(at), Some(interval)) = (due.as_mut(), s.batch_interval) {
+                // A client still behind on its warm-up schedule when the window
+                // opens skips what is left of it (counted): otherwise the window would
+                // measure the catching up of warm-up requests instead of its own.
+                if *at < measure_start && now >= measure_start {
+                    // At most u32::MAX batches per step (Duration's multiplier); the
+                    // next turn of the loop skips any rest.
+                    let skipped = batches_due(*at, measure_start, interval).min(u32::MAX.into());
+                    recorder.borrow_mut().warmup.unsent += skipped.saturating_mul(pipeline);
+                    *at += interval.saturating_mul(u32::try_from(skipped).unwrap_or(u32::MAX));
+                }
+                if *at > now {
+                    glommio::timer::sleep(*at - now).await;
                     now = Instant::now();
                 }
             }
-            let start_of_batch = due.unwrap_or(now);
-            if end.is_some_and(|end| start_of_batch >= end) {
+            // The wall clock ends the run, not the schedule: a client behind its
+            // open-loop schedule does not go on sending after the end.
+            if end.is_some_and(|end| now >= end) {
                 break;
             }
-            let measured = start_of_batch >= measure_start;
+            let intended = due.unwrap_or(now);
+            let measured = intended >= measure_start;
             let n = match (measured, limit) {
                 (true, Some(limit)) if measured_sent >= limit => break,
                 (true, Some(limit)) => (limit - measured_sent).min(pipeline),
@@ -482,11 +566,21 @@ impl Client {
             if measured {
                 measured_sent += n;
             }
+            if measured && now.saturating_duration_since(intended) > SEND_LATE_AFTER {
+                recorder.borrow_mut().sent_late += n;
+            }
             if let (Some(at), Some(interval)) = (due.as_mut(), s.batch_interval) {
                 *at += interval;
             }
             let counts = self
-                .batch(&shared, &recorder, n, measured, due.map(|_| start_of_batch))
+                .batch(
+                    &shared,
+                    &recorder,
+                    n,
+                    measured,
+                    due.map(|_| intended),
+                    deadline,
+                )
                 .await;
             if measured {
                 last_done = Some(Instant::now());
@@ -498,10 +592,16 @@ impl Client {
                 if measured { n } else { 0 },
             );
         }
+        if let (Some(at), Some(end), Some(interval)) = (due, end, s.batch_interval) {
+            // The batches from `at` to the end were due and never sent.
+            let unsent = batches_due(at.max(measure_start), end, interval);
+            recorder.borrow_mut().unsent += unsent.saturating_mul(pipeline);
+        }
         last_done
     }
 
-    /// Sends `n` requests and reads their replies. `due` is the open-loop send time.
+    /// Sends `n` requests and reads their replies. `due` is the open-loop send time;
+    /// no wait on a socket lasts past `deadline`.
     async fn batch(
         &mut self,
         shared: &Shared,
@@ -509,6 +609,7 @@ impl Client {
         n: u64,
         measured: bool,
         due: Option<Instant>,
+        deadline: Option<Instant>,
     ) -> BatchCounts {
         let s = &shared.settings;
         let protocol = s.args.protocol;
@@ -535,8 +636,13 @@ impl Client {
             if conn.output.is_empty() {
                 continue;
             }
+            let Some(limit) = wait_limit(s.timeout, deadline) else {
+                counts.failed +=
+                    conn.fail_pending(&Fail::Drained, &mut recorder.borrow_mut(), measured);
+                continue;
+            };
             if conn.stream.is_none() {
-                match open(conn.addr, s.timeout).await {
+                match open(conn.addr, limit).await {
                     Ok(stream) => conn.stream = Some(stream),
                     Err(e) => {
                         counts.failed += conn.fail_pending(
@@ -550,15 +656,17 @@ impl Client {
                 }
             }
             let written = match conn.stream.as_mut() {
+                Some(stream) if deadline.is_some() => match stream.set_write_timeout(Some(limit)) {
+                    Ok(()) => stream.write_all(&conn.output).await,
+                    Err(e) => Err(std::io::Error::from(e)),
+                },
                 Some(stream) => stream.write_all(&conn.output).await,
                 None => Err(std::io::Error::from(ErrorKind::NotConnected)),
             };
             conn.output.clear();
             if let Err(e) = written {
-                let fail = match e.kind() {
-                    ErrorKind::TimedOut | ErrorKind::WouldBlock => Fail::Timeout,
-                    _ => Fail::Error(format!("writing to {}: {e}", conn.addr)),
-                };
+                let what = format!("writing to {}", conn.addr);
+                let fail = Fail::of_io(&e, limit < s.timeout, what);
                 counts.failed += conn.fail_pending(&fail, &mut recorder.borrow_mut(), measured);
             }
         }
@@ -566,7 +674,7 @@ impl Client {
         for conn in &mut self.conns {
             while let Some(front) = conn.pending.front() {
                 let (op, key, id) = (front.op, front.key, front.id);
-                let parsed = match conn.next_reply(shared).await {
+                let parsed = match conn.next_reply(shared, deadline).await {
                     Ok(parsed) => parsed,
                     Err(fail) => {
                         let mut r = recorder.borrow_mut();

@@ -38,7 +38,8 @@ pub struct OpStats {
     pub hits: u64,
     /// GETs that did not.
     pub misses: u64,
-    /// Requests answered with an error, or lost with their connection.
+    /// Requests answered with an error or a wrong value, or lost with their
+    /// connection.
     pub errors: u64,
     /// Requests with no answer within `--timeout-ms`.
     pub timeouts: u64,
@@ -79,6 +80,9 @@ pub struct WarmupStats {
     pub errors: u64,
     /// Timeouts.
     pub timeouts: u64,
+    /// Open loop: warm-up requests never sent, because their client was still
+    /// behind its schedule when the measured window opened.
+    pub unsent: u64,
 }
 
 /// Everything one thread counted.
@@ -90,12 +94,18 @@ pub struct Recorder {
     pub get: OpStats,
     /// Warm-up requests.
     pub warmup: WarmupStats,
-    /// GET hits whose value was not the key's (with `--verify`).
+    /// GET hits whose value was not the key's (with `--verify`); each is also an
+    /// error of its GET.
     pub wrong_values: u64,
-    /// Error messages and how often each was seen.
+    /// Error and timeout messages (warm-up included) and how often each was seen:
+    /// the counts add up to every failure counted.
     pub error_samples: BTreeMap<String, u64>,
     /// Keys written (with `--verify`).
     pub written: Option<KeyBitmap>,
+    /// Open loop: measured requests sent later than their schedule allowed.
+    pub sent_late: u64,
+    /// Open loop: requests due in the measured window that were never sent.
+    pub unsent: u64,
 }
 
 /// How a request ended, as the runner saw it.
@@ -111,6 +121,8 @@ pub enum Outcome<'a> {
     },
     /// No reply within the timeout.
     Timeout,
+    /// No reply before the drain after the end of the run ran out (a timeout).
+    Drained,
     /// The connection failed before a reply.
     Lost(&'a str),
 }
@@ -154,10 +166,11 @@ impl Recorder {
         enum Kind {
             Ok { hit: Option<bool>, ns: u64 },
             Error(String),
-            Timeout,
+            Timeout { drained: bool },
         }
         let kind = match outcome {
-            Outcome::Timeout => Kind::Timeout,
+            Outcome::Timeout => Kind::Timeout { drained: false },
+            Outcome::Drained => Kind::Timeout { drained: true },
             Outcome::Lost(why) => Kind::Error(why.to_string()),
             Outcome::Reply {
                 reply,
@@ -173,22 +186,20 @@ impl Recorder {
                         ns: latency_ns,
                     }
                 }
-                (Op::Get, Reply::Value(range)) => {
-                    if let Some(values) = values {
-                        let value = value_of(buf, range);
-                        if !values.matches(key, value) {
-                            self.wrong_values += 1;
-                            self.sample(format!(
-                                "wrong value: {}",
-                                values.describe_mismatch(key, value)
-                            ));
-                        }
-                    }
-                    Kind::Ok {
-                        hit: Some(true),
-                        ns: latency_ns,
-                    }
+                // A wrong value is an error, not a hit: the table's Errors column
+                // and the JSON's `errors` count it (and `verify` says how many).
+                (Op::Get, Reply::Value(range))
+                    if values.is_some_and(|v| !v.matches(key, value_of(buf, range))) =>
+                {
+                    self.wrong_values += 1;
+                    let value = value_of(buf, range);
+                    let why = values.map(|v| v.describe_mismatch(key, value));
+                    Kind::Error(format!("wrong value: {}", why.unwrap_or_default()))
                 }
+                (Op::Get, Reply::Value(_)) => Kind::Ok {
+                    hit: Some(true),
+                    ns: latency_ns,
+                },
                 (Op::Get, Reply::Nil) => Kind::Ok {
                     hit: Some(false),
                     ns: latency_ns,
@@ -208,7 +219,10 @@ impl Recorder {
                     self.warmup.errors += 1;
                     self.sample(m);
                 }
-                Kind::Timeout => self.warmup.timeouts += 1,
+                Kind::Timeout { drained } => {
+                    self.warmup.timeouts += 1;
+                    self.sample(timeout_message(op, drained));
+                }
             }
             return ok;
         }
@@ -230,9 +244,9 @@ impl Recorder {
                 stats.errors += 1;
                 self.sample(m);
             }
-            Kind::Timeout => {
+            Kind::Timeout { drained } => {
                 stats.timeouts += 1;
-                self.sample(format!("timeout waiting for a reply to {op:?}"));
+                self.sample(timeout_message(op, drained));
             }
         }
         ok
@@ -245,7 +259,10 @@ impl Recorder {
         self.warmup.ops += other.warmup.ops;
         self.warmup.errors += other.warmup.errors;
         self.warmup.timeouts += other.warmup.timeouts;
+        self.warmup.unsent += other.warmup.unsent;
         self.wrong_values += other.wrong_values;
+        self.sent_late += other.sent_late;
+        self.unsent += other.unsent;
         for (m, n) in &other.error_samples {
             *self.error_samples.entry(m.clone()).or_insert(0) += n;
         }
@@ -254,6 +271,16 @@ impl Recorder {
             (None, Some(b)) => self.written = Some(b.clone()),
             _ => {}
         }
+    }
+}
+
+/// The listed message of a timeout; `drained` when the drain after the end of the
+/// run ran out.
+fn timeout_message(op: Op, drained: bool) -> String {
+    if drained {
+        format!("no reply to {op:?} when the drain after the end of the run ran out")
+    } else {
+        format!("timeout waiting for a reply to {op:?}")
     }
 }
 
@@ -303,23 +330,29 @@ mod tests {
             latency_ns: 1_000,
         };
         assert!(r.record(Op::Get, 5, out(&hit), true, Some(&values)));
-        assert!(r.record(Op::Get, 6, out(&hit), true, Some(&values)));
+        // Key 6 has another value: an error, not a hit.
+        assert!(!r.record(Op::Get, 6, out(&hit), true, Some(&values)));
         assert!(r.record(Op::Get, 5, out(&Reply::Nil), true, None));
         assert!(r.record(Op::Set, 7, out(&Reply::Done), true, None));
         assert!(!r.record(Op::Set, 7, out(&Reply::Nil), true, None));
         assert!(!r.record(Op::Get, 1, Outcome::Timeout, true, None));
         assert!(r.record(Op::Set, 3, out(&Reply::Done), false, None));
-        assert_eq!((r.get.ops, r.get.hits, r.get.misses), (3, 2, 1));
-        assert_eq!((r.get.timeouts, r.set.ops, r.set.errors), (1, 1, 1));
+        assert_eq!((r.get.ops, r.get.hits, r.get.misses), (2, 1, 1));
+        assert_eq!((r.get.errors, r.get.timeouts), (1, 1));
+        assert_eq!((r.set.ops, r.set.errors), (1, 1));
         assert_eq!(r.wrong_values, 1);
+        assert!(r
+            .error_samples
+            .keys()
+            .any(|m| m.starts_with("wrong value: ")));
         assert_eq!(r.warmup.ops, 1);
-        assert_eq!(r.get.latency.len(), 3);
+        assert_eq!(r.get.latency.len(), 2);
         let written: Vec<u64> = r.written.as_ref().unwrap().keys().collect();
         assert_eq!(written, vec![3, 7]);
         let mut total = Recorder::default();
         total.merge(&r);
         total.merge(&r);
-        assert_eq!(total.get.hits, 4);
-        assert_eq!(total.get.latency.len(), 6);
+        assert_eq!(total.get.hits, 2);
+        assert_eq!(total.get.latency.len(), 4);
     }
 }
