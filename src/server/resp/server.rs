@@ -596,12 +596,7 @@ pub(crate) fn info_text(core: &Core, sections: &Sections, replies: &[Reply]) -> 
         let _ = write!(out, "{k}:{v}\r\n");
     };
     let pid = std::process::id();
-    let run_id = format!(
-        "{:040x}",
-        (u128::from(pid) << 64)
-            ^ u128::from(core.started.elapsed().as_nanos() as u64)
-            ^ 0x5249_4e47_4b56
-    );
+    let run_id = core.run_id.hex();
     section("server", "Server", &mut |o| {
         line(o, "redis_version", &REDIS_VERSION);
         line(o, "redis_git_sha1", &"00000000");
