@@ -13,6 +13,8 @@
 //! deleted again before EXEC, still counts as unchanged; and an EXPIRE or PERSIST
 //! alone does not change a version. Redis would abort in both cases.
 
+use std::collections::HashSet;
+
 use bytes::{Bytes, BytesMut};
 
 use super::args::{key, Handled, Reject};
@@ -49,22 +51,36 @@ pub(crate) fn discard(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> Handled {
     Ok(Plan::Static(b"+OK\r\n"))
 }
 
-/// `WATCH key [key ...]`: reads each key's version; the reply records them.
+/// `ERR` past `RESP_WATCH_KEYS_MAX` watched keys.
+fn too_many_watched() -> Reject {
+    Reject::owned(format!(
+        "ERR ringkv watches at most {RESP_WATCH_KEYS_MAX} keys per connection"
+    ))
+}
+
+/// `WATCH key [key ...]`: reads the version of each key not watched yet; the reply
+/// records them. Only those keys count against `RESP_WATCH_KEYS_MAX`: watching a key
+/// again (Redis keeps its first watch) or naming it twice takes no more room.
 pub(crate) fn watch(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Handled {
     if ctx.session.multi.is_some() {
         return Err(Reject::new("ERR WATCH inside MULTI is not allowed"));
     }
-    if ctx.session.watched.len() + args.len() - 1 > RESP_WATCH_KEYS_MAX as usize {
-        return Err(Reject::owned(format!(
-            "ERR ringkv watches at most {RESP_WATCH_KEYS_MAX} keys per connection"
-        )));
-    }
     let keys = args[1..].iter().map(key).collect::<Result<Vec<_>, _>>()?;
-    let start = ctx.parts.len();
-    for key in &keys {
-        ctx.push(Command::Get { key: key.clone() });
+    let mut seen: HashSet<&[u8]> = ctx.session.watched.iter().map(|(k, _)| &k[..]).collect();
+    let fresh: Vec<&Bytes> = keys.iter().filter(|k| seen.insert(&k[..])).collect();
+    // Checked again, in order, when the versions are recorded: WATCHes planned in one
+    // batch do not see each other here.
+    if ctx.session.watched.len() + fresh.len() > RESP_WATCH_KEYS_MAX as usize {
+        return Err(too_many_watched());
     }
-    let keys = keys.iter().map(|k| Bytes::copy_from_slice(k)).collect();
+    let start = ctx.parts.len();
+    for key in &fresh {
+        ctx.push(Command::Get {
+            key: (*key).clone(),
+        });
+    }
+    // Copies: the session keeps them, and slices would pin read buffers.
+    let keys = fresh.iter().map(|k| Bytes::copy_from_slice(k)).collect();
     Ok(Plan::Watch {
         parts: start..ctx.parts.len(),
         keys,
@@ -77,10 +93,23 @@ pub(crate) fn unwatch(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> Handled {
     Ok(Plan::Static(b"+OK\r\n"))
 }
 
-/// Records the versions WATCH read; a key watched twice keeps its first version.
-pub(crate) fn record_watch(session: &mut Session, replies: &[Reply], keys: Vec<Bytes>) {
-    for (key, reply) in keys.into_iter().zip(replies) {
-        if session.watched.iter().any(|(k, _)| *k == key) {
+/// Records the versions WATCH read; a key watched already keeps its first version.
+/// All or nothing: a WATCH that would take the connection past `RESP_WATCH_KEYS_MAX`
+/// records none of its keys (an earlier WATCH of the same batch may have used room
+/// that its planning could not see).
+pub(crate) fn record_watch(
+    session: &mut Session,
+    replies: &[Reply],
+    keys: Vec<Bytes>,
+) -> Result<(), Reject> {
+    let watched: HashSet<&[u8]> = session.watched.iter().map(|(k, _)| &k[..]).collect();
+    let fresh: Vec<bool> = keys.iter().map(|k| !watched.contains(&k[..])).collect();
+    let adding = fresh.iter().filter(|&&f| f).count();
+    if session.watched.len() + adding > RESP_WATCH_KEYS_MAX as usize {
+        return Err(too_many_watched());
+    }
+    for ((key, reply), fresh) in keys.into_iter().zip(replies).zip(fresh) {
+        if !fresh {
             continue;
         }
         let version = match reply {
@@ -89,6 +118,7 @@ pub(crate) fn record_watch(session: &mut Session, replies: &[Reply], keys: Vec<B
         };
         session.watched.push((key, version));
     }
+    Ok(())
 }
 
 /// Runs `EXEC`: plans the queued commands, checks they (and the watched keys) live

@@ -186,8 +186,10 @@ pub(crate) fn respond(
             super::server::hello_reply(core, session).encode(out, session.proto);
         }
         Plan::Watch { parts, keys } => {
-            super::multi::record_watch(session, &replies[parts], keys);
-            out.extend_from_slice(b"+OK\r\n");
+            match super::multi::record_watch(session, &replies[parts], keys) {
+                Ok(()) => out.extend_from_slice(b"+OK\r\n"),
+                Err(e) => ReplyWriter::new(out, session.proto).error(e.0.as_bytes()),
+            }
         }
         plan => respond_plain(core, session.proto, plan, replies, out),
     }
