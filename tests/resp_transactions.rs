@@ -136,4 +136,44 @@ fn pipelined_watches_are_limited_in_order() {
     ]));
     assert_eq!(c.read(), simple("OK"), "re-watching takes no room");
     assert_eq!(c.read(), simple("OK"), "re-watching takes no room");
+    // An UNWATCH before a WATCH in the same batch makes room for it.
+    let unwatch = vec!["UNWATCH".to_string()];
+    let refill = watch_args((0..limit).map(|i| format!("z{i}")));
+    c.send_raw(&pipeline(&[unwatch, refill]));
+    assert_eq!(c.read(), simple("OK"));
+    assert_eq!(c.read(), simple("OK"), "the UNWATCH before it ran first");
+}
+
+/// UNWATCH (and DISCARD) forget the WATCHes before them and only those, pipelined or
+/// not: a write to a key watched then unwatched does not abort the next EXEC, and one
+/// to a key watched again after an UNWATCH does, as in Redis.
+#[test]
+fn pipelined_unwatch_forgets_the_watch_before_it() {
+    let node = Node::start(2, &[]);
+    let mut c = Resp::connect(node.resp_addr());
+    let mut other = Resp::connect(node.resp_addr());
+    let a = key(0, "unwatched");
+    for forget in ["UNWATCH", "MULTI\r\nDISCARD"] {
+        c.send_raw(format!("WATCH {a}\r\n{forget}\r\n").as_bytes());
+        for _ in 0..forget.split("\r\n").count() + 1 {
+            assert_eq!(c.read(), simple("OK"), "{forget}");
+        }
+        assert_eq!(other.cmd(&["SET", &a, "by-other"]), simple("OK"));
+        c.line("MULTI");
+        c.cmd(&["SET", &a, "mine"]);
+        assert_eq!(
+            c.line("EXEC"),
+            Value::Array(vec![simple("OK")]),
+            "EXEC after a pipelined WATCH, {forget}"
+        );
+    }
+    // Watched, then in one batch unwatched and watched again: still watched.
+    assert_eq!(c.cmd(&["WATCH", &a]), simple("OK"));
+    c.send_raw(format!("UNWATCH\r\nWATCH {a}\r\n").as_bytes());
+    assert_eq!(c.read(), simple("OK"));
+    assert_eq!(c.read(), simple("OK"));
+    assert_eq!(other.cmd(&["SET", &a, "by-other-again"]), simple("OK"));
+    c.line("MULTI");
+    c.cmd(&["SET", &a, "mine"]);
+    assert_eq!(c.line("EXEC"), Value::NullArray, "the second WATCH holds");
 }

@@ -47,8 +47,8 @@ pub(crate) fn discard(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> Handled {
     if ctx.session.multi.take().is_none() {
         return Err(Reject::new("ERR DISCARD without MULTI"));
     }
-    ctx.session.watched.clear();
-    Ok(Plan::Static(b"+OK\r\n"))
+    // The watched keys go as for UNWATCH, in reply order.
+    Ok(Plan::Unwatch)
 }
 
 /// `ERR` past `RESP_WATCH_KEYS_MAX` watched keys.
@@ -58,45 +58,45 @@ fn too_many_watched() -> Reject {
     ))
 }
 
-/// `WATCH key [key ...]`: reads the version of each key not watched yet; the reply
-/// records them. Only those keys count against `RESP_WATCH_KEYS_MAX`: watching a key
-/// again (Redis keeps its first watch) or naming it twice takes no more room.
+/// `WATCH key [key ...]`: reads the version of each key; the reply records those of
+/// keys not watched yet. Only they count against `RESP_WATCH_KEYS_MAX`: watching a
+/// key again (Redis keeps its first watch) or naming it twice takes no more room.
 pub(crate) fn watch(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Handled {
     if ctx.session.multi.is_some() {
         return Err(Reject::new("ERR WATCH inside MULTI is not allowed"));
     }
     let keys = args[1..].iter().map(key).collect::<Result<Vec<_>, _>>()?;
-    let mut seen: HashSet<&[u8]> = ctx.session.watched.iter().map(|(k, _)| &k[..]).collect();
-    let fresh: Vec<&Bytes> = keys.iter().filter(|k| seen.insert(&k[..])).collect();
-    // Checked again, in order, when the versions are recorded: WATCHes planned in one
-    // batch do not see each other here.
-    if ctx.session.watched.len() + fresh.len() > RESP_WATCH_KEYS_MAX as usize {
+    let mut seen = HashSet::new();
+    let distinct: Vec<&Bytes> = keys.iter().filter(|k| seen.insert(&k[..])).collect();
+    // Which keys are new is known only when the reply is recorded, in order (an
+    // UNWATCH planned before this WATCH in the same batch has not run yet), so the
+    // limit is checked there; here only a WATCH that can never fit is refused early.
+    if distinct.len() > RESP_WATCH_KEYS_MAX as usize {
         return Err(too_many_watched());
     }
     let start = ctx.parts.len();
-    for key in &fresh {
+    for key in &distinct {
         ctx.push(Command::Get {
             key: (*key).clone(),
         });
     }
     // Copies: the session keeps them, and slices would pin read buffers.
-    let keys = fresh.iter().map(|k| Bytes::copy_from_slice(k)).collect();
+    let keys = distinct.iter().map(|k| Bytes::copy_from_slice(k)).collect();
     Ok(Plan::Watch {
         parts: start..ctx.parts.len(),
         keys,
     })
 }
 
-/// `UNWATCH`.
-pub(crate) fn unwatch(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> Handled {
-    ctx.session.watched.clear();
-    Ok(Plan::Static(b"+OK\r\n"))
+/// `UNWATCH`: forgets the watched keys when its reply is written, after the WATCHes
+/// planned before it in the batch have recorded theirs.
+pub(crate) fn unwatch(_ctx: &mut Ctx<'_>, _args: &[Bytes]) -> Handled {
+    Ok(Plan::Unwatch)
 }
 
 /// Records the versions WATCH read; a key watched already keeps its first version.
 /// All or nothing: a WATCH that would take the connection past `RESP_WATCH_KEYS_MAX`
-/// records none of its keys (an earlier WATCH of the same batch may have used room
-/// that its planning could not see).
+/// records none of its keys.
 pub(crate) fn record_watch(
     session: &mut Session,
     replies: &[Reply],

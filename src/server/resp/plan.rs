@@ -142,6 +142,9 @@ pub(crate) enum Plan {
         /// The keys, in the same order.
         keys: Vec<Bytes>,
     },
+    /// UNWATCH, DISCARD: forget the watched keys, then `+OK`. Done when the reply is
+    /// written, like WATCH's recording, so the two keep their order in a pipeline.
+    Unwatch,
     /// HELLO: switch protocol (`None`: keep it), then the connection's description.
     Hello(Option<Protocol>),
     /// Run on its own after everything planned before it.
@@ -190,6 +193,10 @@ pub(crate) fn respond(
                 Ok(()) => out.extend_from_slice(b"+OK\r\n"),
                 Err(e) => ReplyWriter::new(out, session.proto).error(e.0.as_bytes()),
             }
+        }
+        Plan::Unwatch => {
+            session.watched.clear();
+            out.extend_from_slice(b"+OK\r\n");
         }
         plan => respond_plain(core, session.proto, plan, replies, out),
     }
@@ -246,7 +253,7 @@ fn respond_plain(core: &Core, proto: Protocol, plan: Plan, replies: &[Reply], ou
             let text = super::server::info_text(core, &sections, &replies[parts]);
             ReplyWriter::new(out, proto).verbatim(*b"txt", text.as_bytes());
         }
-        Plan::Hello(_) | Plan::Watch { .. } | Plan::Barrier(_) => {
+        Plan::Hello(_) | Plan::Watch { .. } | Plan::Unwatch | Plan::Barrier(_) => {
             // Handled by `respond` / the connection; never reach here.
             ReplyWriter::new(out, proto).error(b"ERR internal: misplaced plan");
         }
