@@ -190,10 +190,27 @@ pub(crate) fn time(_ctx: &mut Ctx<'_>, _args: &[Bytes]) -> Handled {
     ])))
 }
 
-/// `DEBUG SLEEP seconds` (fractions allowed); no other DEBUG subcommand.
+/// `DEBUG SLEEP seconds` (fractions allowed) and `DEBUG HELP`; no other DEBUG
+/// subcommand.
 pub(crate) fn debug(_ctx: &mut Ctx<'_>, args: &[Bytes]) -> Handled {
+    if is(&args[1], "help") && args.len() == 2 {
+        return Ok(Plan::Value(Value::Array(vec![
+            bulk_str("DEBUG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:"),
+            bulk_str("SLEEP <seconds>"),
+            bulk_str(
+                "    Delay this connection's reply for <seconds> (at most 10). Decimals allowed.",
+            ),
+            bulk_str("HELP"),
+            bulk_str("    Print this help."),
+        ])));
+    }
     if !is(&args[1], "sleep") || args.len() != 3 {
-        return Err(unknown_subcommand(args));
+        // DEBUG is not a container command in Redis 7.0: it parses its own
+        // subcommands and answers a wrong one, or a wrong count, with this text.
+        return Err(Reject::owned(format!(
+            "ERR unknown subcommand or wrong number of arguments for '{}'. Try DEBUG HELP.",
+            shown(&args[1], 128)
+        )));
     }
     // Redis uses strtod and ignores junk; a non-number sleeps 0.
     let secs: f64 = std::str::from_utf8(&args[2])
