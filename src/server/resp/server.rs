@@ -436,8 +436,9 @@ pub(crate) fn command(_ctx: &mut Ctx<'_>, args: &[Bytes]) -> Handled {
         let infos = if args.len() == 2 {
             COMMANDS.iter().map(command_info).collect()
         } else {
+            // An unknown name is a null bulk (`$-1`; `_` in RESP3), as in Redis.
             named()
-                .map(|s| s.map_or(Value::NullArray, command_info))
+                .map(|s| s.map_or(Value::Null, command_info))
                 .collect()
         };
         Ok(Plan::Value(Value::Array(infos)))
