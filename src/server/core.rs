@@ -304,7 +304,8 @@ impl Core {
             }
             writes.push(cmd.is_write());
             let reply = self.shard.borrow_mut().apply_at(cmd, now);
-            if let Reply::Value { version, .. } = reply {
+            // A key seen to exist is a read too: its write must be durable first.
+            if let Reply::Value { version, .. } | Reply::Exists { version } = reply {
                 read_seq = read_seq.max(version);
             }
             replies.push(reply);
@@ -342,8 +343,11 @@ impl Core {
             // Nor is a value it read that is not on disk.
             let durable_seq = log.stats().durable_seq;
             for (reply, write) in replies.iter_mut().zip(writes) {
-                let unsafe_read =
-                    matches!(reply, Reply::Value { version, .. } if *version > durable_seq);
+                let unsafe_read = matches!(
+                    reply,
+                    Reply::Value { version, .. } | Reply::Exists { version }
+                        if *version > durable_seq
+                );
                 if (write && !matches!(reply, Reply::Error(_))) || unsafe_read {
                     stats::bump(&counters.durable_failures);
                     *reply = Reply::Error(err.clone());

@@ -46,19 +46,21 @@ pub(crate) fn del(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Handled {
 }
 
 /// `EXISTS key [key ...]` and `TOUCH`: a repeated key counts each time, as in Redis.
+/// Answered from the index: no value is read, so none is fetched from disk, and a
+/// key whose value cannot be read back still counts (as TTL and DBSIZE count it).
 pub(crate) fn exists(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Handled {
     let keys = args[1..].iter().map(key).collect::<Result<Vec<_>, _>>()?;
     let start = ctx.parts.len();
     for key in keys {
-        ctx.push(Command::Get { key });
+        ctx.push(Command::Exists { key });
     }
     Ok(Plan::Tally(start..ctx.parts.len(), Tally::Found))
 }
 
-/// `TYPE key`: every ringkv value is a string.
+/// `TYPE key`: every ringkv value is a string, so the index answers it.
 pub(crate) fn type_of(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Handled {
     let key = key(&args[1])?;
-    let part = ctx.push(Command::Get { key });
+    let part = ctx.push(Command::Exists { key });
     Ok(Plan::Shard {
         part,
         shape: Shape::Type,

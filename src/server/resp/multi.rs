@@ -76,7 +76,8 @@ pub(crate) fn watch(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Handled {
     }
     let start = ctx.parts.len();
     for key in &distinct {
-        ctx.push(Command::Get {
+        // The version is all WATCH needs: the index has it, no value is read.
+        ctx.push(Command::Exists {
             key: (*key).clone(),
         });
     }
@@ -113,7 +114,7 @@ pub(crate) fn record_watch(
             continue;
         }
         let version = match reply {
-            Reply::Value { version, .. } => Some(*version),
+            Reply::Exists { version } => Some(*version),
             _ => None,
         };
         session.watched.push((key, version));

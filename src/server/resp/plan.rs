@@ -71,7 +71,7 @@ pub(crate) enum Shape {
         /// Last byte, inclusive (negative: from the end).
         end: i64,
     },
-    /// `+string` or `+none` (TYPE).
+    /// `+string` or `+none` (TYPE, from an `Exists` reply).
     Type,
     /// The transaction ran: 1; a key existed: 0 (MSETNX).
     MSetNx,
@@ -85,7 +85,7 @@ pub(crate) enum Shape {
 pub(crate) enum Tally {
     /// Keys deleted (DEL, UNLINK).
     Deleted,
-    /// Keys found (EXISTS).
+    /// Keys found (EXISTS, from `Exists` replies).
     Found,
     /// Sum of shard counts (DBSIZE).
     Counted,
@@ -137,7 +137,7 @@ pub(crate) enum Plan {
     },
     /// WATCH: record each key's version, then `+OK`.
     Watch {
-        /// One `Get` per key.
+        /// One `Exists` per key.
         parts: Range<usize>,
         /// The keys, in the same order.
         keys: Vec<Bytes>,
@@ -230,7 +230,7 @@ fn respond_plain(core: &Core, proto: Protocol, plan: Plan, replies: &[Reply], ou
                 .iter()
                 .map(|r| match (tally, r) {
                     (Tally::Deleted, Reply::Done { .. }) => 1,
-                    (Tally::Found, Reply::Value { .. }) => 1,
+                    (Tally::Found, Reply::Exists { .. }) => 1,
                     (Tally::Counted, Reply::Count(n)) => *n,
                     _ => 0,
                 })
@@ -329,7 +329,7 @@ pub(crate) fn shaped(w: &mut ReplyWriter<'_>, shape: Shape, reply: &Reply) {
             w.bulk(get_range(value, start, end))
         }
         (Shape::GetRange { .. }, _) => w.bulk(b""),
-        (Shape::Type, Reply::Value { .. }) => w.simple(b"string"),
+        (Shape::Type, Reply::Exists { .. }) => w.simple(b"string"),
         (Shape::Type, _) => w.simple(b"none"),
         (Shape::MSetNx, Reply::Transaction(Some(_))) => w.integer(1),
         (Shape::MSetNx, _) => w.integer(0),
