@@ -94,7 +94,8 @@ pub const RESP_MULTI_QUEUE_MAX: u32 = 10_000;
 /// Most argument bytes queued by one `MULTI` block.
 pub const RESP_MULTI_BYTES_MAX: u32 = 16 * 1024 * 1024;
 
-/// Most keys one connection may `WATCH` at once.
+/// Most distinct keys one connection may `WATCH` at once (a key watched again counts
+/// once).
 pub const RESP_WATCH_KEYS_MAX: u32 = 1024;
 
 /// Milliseconds between two rounds of the per-core task that closes idle connections

@@ -46,6 +46,49 @@ pub enum SyncNeed {
     Skip,
 }
 
+/// A node's identity for one run of its process: 20 random bytes drawn once at start
+/// and shared by every core. `INFO` reports it as Redis's `run_id` and
+/// `master_replid`, which tools compare to notice a restart, so it must stay the
+/// same while the process runs, whichever core answers, and change when it restarts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RunId([u8; 20]);
+
+impl RunId {
+    /// A fresh id from the kernel's random source.
+    pub fn random() -> RunId {
+        let mut bytes = [0u8; 20];
+        // SAFETY: getrandom writes at most `bytes.len()` bytes into a buffer we own.
+        let n = unsafe { libc::getrandom(bytes.as_mut_ptr().cast(), bytes.len(), 0) };
+        if usize::try_from(n).ok() != Some(bytes.len()) {
+            // No kernel randomness (an old kernel, a seccomp filter): the clock and the
+            // pid still differ between two starts, which is what a run id is for.
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64);
+            let mut x = nanos ^ (u64::from(std::process::id()) << 32);
+            for chunk in bytes.chunks_mut(8) {
+                // splitmix64, so neighbouring seeds give unrelated bytes.
+                x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+                let mut z = x;
+                z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+                z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+                let z = (z ^ (z >> 31)).to_le_bytes();
+                chunk.copy_from_slice(&z[..chunk.len()]);
+            }
+        }
+        RunId(bytes)
+    }
+
+    /// 40 lowercase hex digits, as Redis writes its run id.
+    pub fn hex(&self) -> String {
+        self.0.iter().fold(String::with_capacity(40), |mut s, b| {
+            use std::fmt::Write as _;
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+    }
+}
+
 /// Replies to a [`Forward`], in the same order.
 pub struct Returned {
     /// The token of the [`Forward`].
@@ -129,6 +172,8 @@ pub struct Core {
     pub shutdown: Arc<AtomicBool>,
     /// When the node started.
     pub started: Instant,
+    /// This run of the node, the same on every core.
+    pub run_id: RunId,
     /// The RESP port, once bound (`INFO` and `CONFIG GET port` report it).
     pub resp_port: Cell<Option<u16>>,
     requests: Senders<Forward>,
@@ -192,6 +237,7 @@ impl Core {
         shutdown: Arc<AtomicBool>,
         shard: NodeShard,
         meshes: (Senders<Forward>, Senders<Returned>),
+        run_id: RunId,
     ) -> Rc<Core> {
         let (requests, replies) = meshes;
         Rc::new(Core {
@@ -202,6 +248,7 @@ impl Core {
             topology,
             config,
             started: Instant::now(),
+            run_id,
             resp_port: Cell::new(None),
             requests,
             replies,
@@ -261,7 +308,8 @@ impl Core {
             if write && matches!(reply, Reply::Error(ShardError::NoSpace | ShardError::Io(_))) {
                 stats::bump(&self.counters().writes_refused);
             }
-            if let Reply::Value { version, .. } = reply {
+            // A key seen to exist is a read too: its write must be durable first.
+            if let Reply::Value { version, .. } | Reply::Exists { version } = reply {
                 read_seq = read_seq.max(version);
             }
             replies.push(reply);
@@ -299,8 +347,11 @@ impl Core {
             // Nor is a value it read that is not on disk.
             let durable_seq = log.stats().durable_seq;
             for (reply, write) in replies.iter_mut().zip(writes) {
-                let unsafe_read =
-                    matches!(reply, Reply::Value { version, .. } if *version > durable_seq);
+                let unsafe_read = matches!(
+                    reply,
+                    Reply::Value { version, .. } | Reply::Exists { version }
+                        if *version > durable_seq
+                );
                 if (write && !matches!(reply, Reply::Error(_))) || unsafe_read {
                     stats::bump(&counters.durable_failures);
                     *reply = Reply::Error(err.clone());
@@ -500,5 +551,17 @@ mod tests {
             })
             .expect("executor");
         handle.join().expect("join");
+    }
+
+    #[test]
+    fn run_ids_are_40_hex_digits_and_differ_between_runs() {
+        let (a, b) = (RunId::random(), RunId::random());
+        assert_ne!(a, b);
+        let hex = a.hex();
+        assert_eq!(hex.len(), 40);
+        assert!(hex
+            .bytes()
+            .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+        assert_eq!(hex, a.hex(), "the same id prints the same");
     }
 }

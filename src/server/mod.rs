@@ -34,7 +34,7 @@ use glommio::net::TcpListener;
 use glommio::{LocalExecutorBuilder, Placement};
 use socket2::{Domain, Protocol, Socket, Type};
 
-use self::core::{Core, Forward, Returned};
+use self::core::{Core, Forward, Returned, RunId};
 use self::stats::CoreCounters;
 use crate::config::{Config, EvictionMode};
 use crate::constants::{
@@ -302,6 +302,8 @@ pub fn run(config: Config) -> Result<(), ServerError> {
     let shutdown = Arc::new(AtomicBool::new(false));
     let drained = Arc::new(AtomicUsize::new(0));
     let connections = Arc::new(AtomicU32::new(0));
+    // One id for the whole run: every core reports the same one.
+    let run_id = RunId::random();
     let counters: Arc<Vec<CoreCounters>> =
         Arc::new((0..cores).map(|_| CoreCounters::default()).collect());
     let requests: MeshBuilder<Forward, _> = MeshBuilder::full(cores, CORE_CHANNEL_CAPACITY);
@@ -328,6 +330,7 @@ pub fn run(config: Config) -> Result<(), ServerError> {
             own_fd: own.into_raw_fd(),
             resp_fd: resp.map(IntoRawFd::into_raw_fd),
             resp_port: listeners.resp_port,
+            run_id,
         };
         let (requests, replies, ready) = (requests.clone(), replies.clone(), ready_tx.clone());
         let handle = LocalExecutorBuilder::new(Placement::Fixed(id % online))
@@ -391,6 +394,7 @@ struct CoreArgs {
     own_fd: RawFd,
     resp_fd: Option<RawFd>,
     resp_port: Option<u16>,
+    run_id: RunId,
 }
 
 async fn run_core(
@@ -424,6 +428,7 @@ async fn run_core(
         args.shutdown.clone(),
         shard,
         (req_tx, rep_tx),
+        args.run_id,
     );
     core.resp_port.set(args.resp_port);
     core.spawn_mesh_tasks(req_rx, rep_rx);

@@ -58,6 +58,13 @@ pub enum Command {
         /// Key.
         key: Bytes,
     },
+    /// Whether a key exists, and its version, from the index alone: never reads a
+    /// value, so it needs no disk read and does not depend on the value's record
+    /// (EXISTS, TOUCH, TYPE, WATCH).
+    Exists {
+        /// Key.
+        key: Bytes,
+    },
     /// Read a value and change its expiry (`GETEX`).
     GetEx {
         /// Key.
@@ -177,6 +184,7 @@ impl Command {
         use Command::*;
         match self {
             Get { key }
+            | Exists { key }
             | GetEx { key, .. }
             | GetDel { key }
             | Set { key, .. }
@@ -197,6 +205,7 @@ impl Command {
         use Command::*;
         match self {
             Get { .. }
+            | Exists { .. }
             | Ttl { .. }
             | ExpireTime { .. }
             | Scan { .. }
@@ -308,6 +317,11 @@ pub enum Reply {
         /// The value.
         value: Bytes,
         /// Its version.
+        version: u64,
+    },
+    /// The key exists, with this version (`Exists`).
+    Exists {
+        /// Version of its value.
         version: u64,
     },
     /// No such key.

@@ -224,6 +224,12 @@ impl<L: Log, C: Clock> Shard<L, C> {
         let is_read = !cmd.is_write() && cmd.key().is_some();
         let reply = match cmd {
             Command::Get { key } => self.get(&key, now),
+            Command::Exists { key } => match self.live(&key, now) {
+                Current::Absent => Reply::NotFound,
+                Current::Present { slot } => Reply::Exists {
+                    version: self.entry(slot).version(),
+                },
+            },
             Command::GetEx { key, expiry } => self.get_ex(&key, expiry, now),
             Command::GetDel { key } => self.get_del(&key, now),
             Command::Set {
@@ -268,7 +274,7 @@ impl<L: Log, C: Clock> Shard<L, C> {
             self.stats.reads += 1;
             match reply {
                 Reply::NotFound => self.stats.misses += 1,
-                Reply::Value { .. } | Reply::Ttl(_) => self.stats.hits += 1,
+                Reply::Value { .. } | Reply::Exists { .. } | Reply::Ttl(_) => self.stats.hits += 1,
                 _ => {}
             }
         }

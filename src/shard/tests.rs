@@ -175,3 +175,57 @@ fn expire_xx_lt_needs_an_existing_expiry() {
     assert_eq!(s.apply(expire(20_000)), Reply::Applied(false));
     assert_eq!(s.apply(expire(5_000)), Reply::Applied(true));
 }
+
+/// A log that gives every record a place, so the cache may drop values.
+#[derive(Default)]
+struct PlacingLog {
+    seq: u64,
+}
+
+impl Log for PlacingLog {
+    fn append(&mut self, _mutation: Mutation<'_>) -> Result<Appended, LogError> {
+        self.seq += 1;
+        let location = Location {
+            segment: 0,
+            offset: (self.seq * 8) as u32,
+            length: 8,
+        };
+        Ok(Appended {
+            seq: self.seq,
+            location: Some(location),
+        })
+    }
+}
+
+/// EXISTS, TYPE and WATCH are answered from the index: `Exists` never asks for the
+/// value, even one the cache dropped, and gives the same version GET would.
+#[test]
+fn exists_is_answered_without_the_value() {
+    let clock = ManualClock::new(1_000_000);
+    let nothing_cached = CachePolicy {
+        budget_bytes: 0,
+        eviction: Eviction::Values,
+    };
+    let mut s = Shard::with_cache(PlacingLog::default(), clock.clone(), nothing_cached);
+    let Reply::Done { version, .. } = s.apply(set("k", Bytes::from(vec![b'v'; 100]))) else {
+        panic!("set");
+    };
+    // Later writes push k's value out of the (empty) budget.
+    for i in 0..4 {
+        s.apply(set(&format!("other{i}"), Bytes::from(vec![b'o'; 100])));
+    }
+    assert!(s.needs_fetch(&get("k")).is_some(), "k's value was dropped");
+    let exists = |key: &str| Command::Exists {
+        key: Bytes::copy_from_slice(key.as_bytes()),
+    };
+    assert_eq!(s.needs_fetch(&exists("k")), None);
+    assert_eq!(s.apply(exists("k")), Reply::Exists { version });
+    assert_eq!(s.apply(exists("nosuch")), Reply::NotFound);
+    s.apply(Command::Expire {
+        key: Bytes::from_static(b"k"),
+        expiry: Expiry::AfterMs(10),
+        cond: ExpireCond::Always,
+    });
+    clock.advance(10);
+    assert_eq!(s.apply(exists("k")), Reply::NotFound, "expired");
+}

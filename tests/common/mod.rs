@@ -239,6 +239,14 @@ fn parse_ready(line: &str) -> (u16, Vec<u16>, Option<u16>) {
     (port, core_ports, resp_port)
 }
 
+/// Prints a note on the test process's stderr itself, past the test harness's
+/// capture (which hides `eprintln!` of a passing test), so a skipped test says so in
+/// the `cargo test` output.
+pub fn note(text: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr(), "note: {text}");
+}
+
 /// Polls `f` until it returns true or `timeout` passes.
 pub fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;

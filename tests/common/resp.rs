@@ -123,21 +123,54 @@ pub fn have(tool: &str) -> bool {
         .is_ok_and(|s| s.success())
 }
 
+/// The major version the Redis comparisons need: ringkv follows Redis 7.0.15.
+pub const REDIS_MAJOR: &str = "7";
+
+/// What `redis-server --version` says (`Redis server v=7.0.15 sha=...`), if it runs.
+pub fn redis_server_version() -> Option<String> {
+    let out = Command::new("redis-server")
+        .arg("--version")
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// The `x.y.z` after `v=` in a `--version` line.
+fn version_number(line: &str) -> Option<&str> {
+    line.split_whitespace().find_map(|w| w.strip_prefix("v="))
+}
+
 /// Whether a test that needs `tool` can run. A missing tool fails the test, so a
 /// machine without it cannot pass silently: under CI=true always; elsewhere unless
-/// RINGKV_SKIP_MISSING_TOOLS=1, which prints a note and passes.
+/// RINGKV_SKIP_MISSING_TOOLS=1, which prints a note and passes. For redis-server
+/// the version counts too: the comparisons are against Redis 7, and another major
+/// version answers differently, so it counts as missing.
 pub fn require(tool: &str) -> bool {
-    if have(tool) {
+    let missing = if !have(tool) {
+        format!("{tool} is not installed (apt-get install redis-server redis-tools)")
+    } else if tool == "redis-server" {
+        let line = redis_server_version().unwrap_or_default();
+        match version_number(&line) {
+            Some(v) if v.split('.').next() == Some(REDIS_MAJOR) => return true,
+            _ => format!(
+                "redis-server {REDIS_MAJOR}.x is required (ringkv follows Redis 7.0.15), \
+                 but `redis-server --version` says {line:?}; install Redis {REDIS_MAJOR}.x"
+            ),
+        }
+    } else {
         return true;
-    }
+    };
     let ci = std::env::var("CI").is_ok_and(|v| v == "true");
     let skip = std::env::var("RINGKV_SKIP_MISSING_TOOLS").is_ok_and(|v| v == "1");
     assert!(
         !ci && skip,
-        "{tool} is not installed (apt-get install redis-server redis-tools); \
-         set RINGKV_SKIP_MISSING_TOOLS=1 to skip this test outside CI"
+        "{missing}; set RINGKV_SKIP_MISSING_TOOLS=1 to skip this test outside CI"
     );
-    eprintln!("note: {tool} is not installed; skipped (RINGKV_SKIP_MISSING_TOOLS=1)");
+    super::note(&format!(
+        "{missing}: skipped, NOT run (RINGKV_SKIP_MISSING_TOOLS=1)"
+    ));
     false
 }
 
@@ -177,6 +210,7 @@ impl RedisServer {
                 drop(s);
                 let mut c = Resp::connect(server.addr());
                 if c.line("PING") == simple("PONG") {
+                    server.check_version(&mut c);
                     return server;
                 }
             }
@@ -187,6 +221,23 @@ impl RedisServer {
 
     pub fn addr(&self) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    /// The server that answers must be Redis 7 too (`require` checked the binary).
+    fn check_version(&self, c: &mut Resp) {
+        let info = match c.line("INFO server") {
+            Value::Bulk(text) => String::from_utf8_lossy(&text).into_owned(),
+            other => panic!("INFO server -> {other:?}"),
+        };
+        let version = info
+            .lines()
+            .find_map(|l| l.strip_prefix("redis_version:"))
+            .unwrap_or("unknown");
+        assert!(
+            version.split('.').next() == Some(REDIS_MAJOR),
+            "the redis-server started reports redis_version:{version}; \
+             these tests compare against Redis {REDIS_MAJOR}.x (ringkv follows 7.0.15)"
+        );
     }
 }
 

@@ -12,7 +12,8 @@
 //! ```
 //! so cursor 0 starts at shard 0, and a shard's last page continues at the next
 //! shard's slot 0. A key present for the whole iteration is returned exactly once,
-//! as Redis promises (the index slots never move).
+//! as Redis promises (the index slots never move). Like Redis, SCAN accepts any
+//! unsigned 64-bit cursor: one whose shard the node does not have ends the scan.
 
 use std::ops::Range;
 
@@ -23,7 +24,7 @@ use super::glob::{literal_prefix, string_match};
 use super::plan::{error_text, Barrier, Plan, Shape, Tally};
 use super::Ctx;
 use crate::constants::{RESP_REPLY_SIZE_MAX, SCAN_COUNT_MAX};
-use crate::resp::{Protocol, ReplyWriter};
+use crate::resp::{Protocol, ReplyWriter, Value};
 use crate::server::core::{Core, Parts, SyncNeed};
 use crate::shard::{Command, Cond, Reply};
 
@@ -45,19 +46,21 @@ pub(crate) fn del(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Handled {
 }
 
 /// `EXISTS key [key ...]` and `TOUCH`: a repeated key counts each time, as in Redis.
+/// Answered from the index: no value is read, so none is fetched from disk, and a
+/// key whose value cannot be read back still counts (as TTL and DBSIZE count it).
 pub(crate) fn exists(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Handled {
     let keys = args[1..].iter().map(key).collect::<Result<Vec<_>, _>>()?;
     let start = ctx.parts.len();
     for key in keys {
-        ctx.push(Command::Get { key });
+        ctx.push(Command::Exists { key });
     }
     Ok(Plan::Tally(start..ctx.parts.len(), Tally::Found))
 }
 
-/// `TYPE key`: every ringkv value is a string.
+/// `TYPE key`: every ringkv value is a string, so the index answers it.
 pub(crate) fn type_of(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Handled {
     let key = key(&args[1])?;
-    let part = ctx.push(Command::Get { key });
+    let part = ctx.push(Command::Exists { key });
     Ok(Plan::Shard {
         part,
         shape: Shape::Type,
@@ -137,7 +140,12 @@ pub(crate) fn scan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Handled {
     }
     let shard = cursor >> SCAN_SLOT_BITS;
     if shard >= ctx.core.count as u64 {
-        return Err(Reject::new("ERR invalid cursor"));
+        // Redis takes any unsigned 64-bit cursor; one naming a shard this node does
+        // not have (a cursor from another node, or made up) has nothing left to visit.
+        return Ok(Plan::Value(Value::Array(vec![
+            Value::Bulk(Bytes::from_static(b"0")),
+            Value::Array(Vec::new()),
+        ])));
     }
     let prefix = pattern
         .as_ref()
@@ -156,14 +164,30 @@ pub(crate) fn scan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Handled {
     }))
 }
 
-/// A cursor as Redis's `strtoull` takes it: decimal digits (a leading `+` and
-/// zeros allowed), no spaces, no overflow.
+/// A cursor as Redis 7.0's `parseScanCursorOrReply` takes it, with `strtoul`: no
+/// leading space, an optional sign, decimal digits, nothing after them. A negative
+/// cursor wraps modulo 2^64 (`-1` is `u64::MAX`); a magnitude past `u64::MAX` is
+/// refused. As in C, the argument ends at its first NUL byte, and an empty one is 0.
 fn parse_cursor(arg: &[u8]) -> Option<u64> {
-    let digits = arg.strip_prefix(b"+").unwrap_or(arg);
+    let arg = arg.split(|&b| b == 0).next().unwrap_or_default();
+    if arg.is_empty() {
+        // strtoul converts nothing and leaves the end pointer on the NUL.
+        return Some(0);
+    }
+    let (negative, digits) = match arg {
+        [b'-', rest @ ..] => (true, rest),
+        [b'+', rest @ ..] => (false, rest),
+        _ => (false, arg),
+    };
     if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    std::str::from_utf8(digits).ok()?.parse().ok()
+    let magnitude: u64 = std::str::from_utf8(digits).ok()?.parse().ok()?;
+    Some(if negative {
+        magnitude.wrapping_neg()
+    } else {
+        magnitude
+    })
 }
 
 fn matches(pattern: Option<&Bytes>, key: &[u8]) -> bool {
@@ -264,12 +288,34 @@ mod tests {
     use super::*;
 
     #[test]
-    fn cursors_parse_like_strtoull() {
+    fn cursors_parse_like_strtoul() {
+        // Each checked against redis-server 7.0.15.
         assert_eq!(parse_cursor(b"0"), Some(0));
         assert_eq!(parse_cursor(b"007"), Some(7));
         assert_eq!(parse_cursor(b"+5"), Some(5));
         assert_eq!(parse_cursor(b"18446744073709551615"), Some(u64::MAX));
-        for bad in [&b"abc"[..], b" 1", b"1 ", b"18446744073709551616", b"1.5"] {
+        assert_eq!(parse_cursor(b"-1"), Some(u64::MAX));
+        assert_eq!(parse_cursor(b"-0"), Some(0));
+        assert_eq!(parse_cursor(b"-18446744073709551615"), Some(1));
+        assert_eq!(parse_cursor(b""), Some(0));
+        assert_eq!(parse_cursor(b"1\0abc"), Some(1));
+        assert_eq!(parse_cursor(b"\0"), Some(0));
+        for bad in [
+            &b"abc"[..],
+            b" 1",
+            b"\t1",
+            b"1 ",
+            b"1\n",
+            b"18446744073709551616",
+            b"-18446744073709551616",
+            b"1.5",
+            b"1e3",
+            b"0x10",
+            b"-",
+            b"+",
+            b"+-1",
+            b"- 1",
+        ] {
             assert_eq!(parse_cursor(bad), None, "{bad:?}");
         }
     }

@@ -13,6 +13,8 @@
 //! deleted again before EXEC, still counts as unchanged; and an EXPIRE or PERSIST
 //! alone does not change a version. Redis would abort in both cases.
 
+use std::collections::HashSet;
+
 use bytes::{Bytes, BytesMut};
 
 use super::args::{key, Handled, Reject};
@@ -45,50 +47,79 @@ pub(crate) fn discard(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> Handled {
     if ctx.session.multi.take().is_none() {
         return Err(Reject::new("ERR DISCARD without MULTI"));
     }
-    ctx.session.watched.clear();
-    Ok(Plan::Static(b"+OK\r\n"))
+    // The watched keys go as for UNWATCH, in reply order.
+    Ok(Plan::Unwatch)
 }
 
-/// `WATCH key [key ...]`: reads each key's version; the reply records them.
+/// `ERR` past `RESP_WATCH_KEYS_MAX` watched keys.
+fn too_many_watched() -> Reject {
+    Reject::owned(format!(
+        "ERR ringkv watches at most {RESP_WATCH_KEYS_MAX} keys per connection"
+    ))
+}
+
+/// `WATCH key [key ...]`: reads the version of each key; the reply records those of
+/// keys not watched yet. Only they count against `RESP_WATCH_KEYS_MAX`: watching a
+/// key again (Redis keeps its first watch) or naming it twice takes no more room.
 pub(crate) fn watch(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Handled {
     if ctx.session.multi.is_some() {
         return Err(Reject::new("ERR WATCH inside MULTI is not allowed"));
     }
-    if ctx.session.watched.len() + args.len() - 1 > RESP_WATCH_KEYS_MAX as usize {
-        return Err(Reject::owned(format!(
-            "ERR ringkv watches at most {RESP_WATCH_KEYS_MAX} keys per connection"
-        )));
-    }
     let keys = args[1..].iter().map(key).collect::<Result<Vec<_>, _>>()?;
-    let start = ctx.parts.len();
-    for key in &keys {
-        ctx.push(Command::Get { key: key.clone() });
+    let mut seen = HashSet::new();
+    let distinct: Vec<&Bytes> = keys.iter().filter(|k| seen.insert(&k[..])).collect();
+    // Which keys are new is known only when the reply is recorded, in order (an
+    // UNWATCH planned before this WATCH in the same batch has not run yet), so the
+    // limit is checked there; here only a WATCH that can never fit is refused early.
+    if distinct.len() > RESP_WATCH_KEYS_MAX as usize {
+        return Err(too_many_watched());
     }
-    let keys = keys.iter().map(|k| Bytes::copy_from_slice(k)).collect();
+    let start = ctx.parts.len();
+    for key in &distinct {
+        // The version is all WATCH needs: the index has it, no value is read.
+        ctx.push(Command::Exists {
+            key: (*key).clone(),
+        });
+    }
+    // Copies: the session keeps them, and slices would pin read buffers.
+    let keys = distinct.iter().map(|k| Bytes::copy_from_slice(k)).collect();
     Ok(Plan::Watch {
         parts: start..ctx.parts.len(),
         keys,
     })
 }
 
-/// `UNWATCH`.
-pub(crate) fn unwatch(ctx: &mut Ctx<'_>, _args: &[Bytes]) -> Handled {
-    ctx.session.watched.clear();
-    Ok(Plan::Static(b"+OK\r\n"))
+/// `UNWATCH`: forgets the watched keys when its reply is written, after the WATCHes
+/// planned before it in the batch have recorded theirs.
+pub(crate) fn unwatch(_ctx: &mut Ctx<'_>, _args: &[Bytes]) -> Handled {
+    Ok(Plan::Unwatch)
 }
 
-/// Records the versions WATCH read; a key watched twice keeps its first version.
-pub(crate) fn record_watch(session: &mut Session, replies: &[Reply], keys: Vec<Bytes>) {
-    for (key, reply) in keys.into_iter().zip(replies) {
-        if session.watched.iter().any(|(k, _)| *k == key) {
+/// Records the versions WATCH read; a key watched already keeps its first version.
+/// All or nothing: a WATCH that would take the connection past `RESP_WATCH_KEYS_MAX`
+/// records none of its keys.
+pub(crate) fn record_watch(
+    session: &mut Session,
+    replies: &[Reply],
+    keys: Vec<Bytes>,
+) -> Result<(), Reject> {
+    let watched: HashSet<&[u8]> = session.watched.iter().map(|(k, _)| &k[..]).collect();
+    let fresh: Vec<bool> = keys.iter().map(|k| !watched.contains(&k[..])).collect();
+    let adding = fresh.iter().filter(|&&f| f).count();
+    if session.watched.len() + adding > RESP_WATCH_KEYS_MAX as usize {
+        return Err(too_many_watched());
+    }
+    for ((key, reply), fresh) in keys.into_iter().zip(replies).zip(fresh) {
+        if !fresh {
             continue;
         }
         let version = match reply {
-            Reply::Value { version, .. } => Some(*version),
+            Reply::Exists { version } => Some(*version),
             _ => None,
         };
         session.watched.push((key, version));
     }
+    Ok(())
 }
 
 /// Runs `EXEC`: plans the queued commands, checks they (and the watched keys) live

@@ -71,7 +71,7 @@ pub(crate) enum Shape {
         /// Last byte, inclusive (negative: from the end).
         end: i64,
     },
-    /// `+string` or `+none` (TYPE).
+    /// `+string` or `+none` (TYPE, from an `Exists` reply).
     Type,
     /// The transaction ran: 1; a key existed: 0 (MSETNX).
     MSetNx,
@@ -85,7 +85,7 @@ pub(crate) enum Shape {
 pub(crate) enum Tally {
     /// Keys deleted (DEL, UNLINK).
     Deleted,
-    /// Keys found (EXISTS).
+    /// Keys found (EXISTS, from `Exists` replies).
     Found,
     /// Sum of shard counts (DBSIZE).
     Counted,
@@ -137,11 +137,14 @@ pub(crate) enum Plan {
     },
     /// WATCH: record each key's version, then `+OK`.
     Watch {
-        /// One `Get` per key.
+        /// One `Exists` per key.
         parts: Range<usize>,
         /// The keys, in the same order.
         keys: Vec<Bytes>,
     },
+    /// UNWATCH, DISCARD: forget the watched keys, then `+OK`. Done when the reply is
+    /// written, like WATCH's recording, so the two keep their order in a pipeline.
+    Unwatch,
     /// HELLO: switch protocol (`None`: keep it), then the connection's description.
     Hello(Option<Protocol>),
     /// Run on its own after everything planned before it.
@@ -186,7 +189,13 @@ pub(crate) fn respond(
             super::server::hello_reply(core, session).encode(out, session.proto);
         }
         Plan::Watch { parts, keys } => {
-            super::multi::record_watch(session, &replies[parts], keys);
+            match super::multi::record_watch(session, &replies[parts], keys) {
+                Ok(()) => out.extend_from_slice(b"+OK\r\n"),
+                Err(e) => ReplyWriter::new(out, session.proto).error(e.0.as_bytes()),
+            }
+        }
+        Plan::Unwatch => {
+            session.watched.clear();
             out.extend_from_slice(b"+OK\r\n");
         }
         plan => respond_plain(core, session.proto, plan, replies, out),
@@ -221,7 +230,7 @@ fn respond_plain(core: &Core, proto: Protocol, plan: Plan, replies: &[Reply], ou
                 .iter()
                 .map(|r| match (tally, r) {
                     (Tally::Deleted, Reply::Done { .. }) => 1,
-                    (Tally::Found, Reply::Value { .. }) => 1,
+                    (Tally::Found, Reply::Exists { .. }) => 1,
                     (Tally::Counted, Reply::Count(n)) => *n,
                     _ => 0,
                 })
@@ -244,7 +253,7 @@ fn respond_plain(core: &Core, proto: Protocol, plan: Plan, replies: &[Reply], ou
             let text = super::server::info_text(core, &sections, &replies[parts]);
             ReplyWriter::new(out, proto).verbatim(*b"txt", text.as_bytes());
         }
-        Plan::Hello(_) | Plan::Watch { .. } | Plan::Barrier(_) => {
+        Plan::Hello(_) | Plan::Watch { .. } | Plan::Unwatch | Plan::Barrier(_) => {
             // Handled by `respond` / the connection; never reach here.
             ReplyWriter::new(out, proto).error(b"ERR internal: misplaced plan");
         }
@@ -320,7 +329,7 @@ pub(crate) fn shaped(w: &mut ReplyWriter<'_>, shape: Shape, reply: &Reply) {
             w.bulk(get_range(value, start, end))
         }
         (Shape::GetRange { .. }, _) => w.bulk(b""),
-        (Shape::Type, Reply::Value { .. }) => w.simple(b"string"),
+        (Shape::Type, Reply::Exists { .. }) => w.simple(b"string"),
         (Shape::Type, _) => w.simple(b"none"),
         (Shape::MSetNx, Reply::Transaction(Some(_))) => w.integer(1),
         (Shape::MSetNx, _) => w.integer(0),

@@ -190,10 +190,27 @@ pub(crate) fn time(_ctx: &mut Ctx<'_>, _args: &[Bytes]) -> Handled {
     ])))
 }
 
-/// `DEBUG SLEEP seconds` (fractions allowed); no other DEBUG subcommand.
+/// `DEBUG SLEEP seconds` (fractions allowed) and `DEBUG HELP`; no other DEBUG
+/// subcommand.
 pub(crate) fn debug(_ctx: &mut Ctx<'_>, args: &[Bytes]) -> Handled {
+    if is(&args[1], "help") && args.len() == 2 {
+        return Ok(Plan::Value(Value::Array(vec![
+            bulk_str("DEBUG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:"),
+            bulk_str("SLEEP <seconds>"),
+            bulk_str(
+                "    Delay this connection's reply for <seconds> (at most 10). Decimals allowed.",
+            ),
+            bulk_str("HELP"),
+            bulk_str("    Print this help."),
+        ])));
+    }
     if !is(&args[1], "sleep") || args.len() != 3 {
-        return Err(unknown_subcommand(args));
+        // DEBUG is not a container command in Redis 7.0: it parses its own
+        // subcommands and answers a wrong one, or a wrong count, with this text.
+        return Err(Reject::owned(format!(
+            "ERR unknown subcommand or wrong number of arguments for '{}'. Try DEBUG HELP.",
+            shown(&args[1], 128)
+        )));
     }
     // Redis uses strtod and ignores junk; a non-number sleeps 0.
     let secs: f64 = std::str::from_utf8(&args[2])
@@ -265,29 +282,11 @@ pub(crate) fn client(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Handled {
             )));
         }
         Ok(Plan::Static(b"+OK\r\n"))
-    } else if is(sub, "info") || is(sub, "list") {
-        // Only this connection: connections live on their own cores, and ringkv does
-        // not gather them in one place.
-        let show = |b: &Option<Bytes>| {
-            b.as_deref()
-                .map(String::from_utf8_lossy)
-                .unwrap_or_default()
-                .into_owned()
-        };
-        let line = format!(
-            "id={} name={} db=0 multi={} watch={} resp={} lib-name={} lib-ver={}\n",
-            session.id,
-            show(&session.name),
-            session
-                .multi
-                .as_ref()
-                .map_or(-1, |q| q.commands.len() as i64),
-            session.watched.len(),
-            session.proto.version(),
-            show(&session.lib.0),
-            show(&session.lib.1),
-        );
-        Ok(Plan::Bulk(Bytes::from(line)))
+    } else if is(sub, "info") {
+        sub_arity(args, "client", "info", 2)?;
+        Ok(client_text(client_line(session)))
+    } else if is(sub, "list") {
+        client_list(session, &args[2..]).map(client_text)
     } else if is(sub, "no-evict") || is(sub, "no-touch") {
         sub_arity(
             args,
@@ -302,6 +301,75 @@ pub(crate) fn client(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Handled {
         }
     } else {
         Err(unknown_subcommand(args))
+    }
+}
+
+/// The CLIENT INFO line of this connection, `\n` included. Only this connection:
+/// connections live on their own cores, and ringkv does not gather them in one place.
+fn client_line(session: &Session) -> String {
+    let show = |b: &Option<Bytes>| {
+        b.as_deref()
+            .map(String::from_utf8_lossy)
+            .unwrap_or_default()
+            .into_owned()
+    };
+    format!(
+        "id={} name={} db=0 multi={} watch={} resp={} lib-name={} lib-ver={}\n",
+        session.id,
+        show(&session.name),
+        session
+            .multi
+            .as_ref()
+            .map_or(-1, |q| q.commands.len() as i64),
+        session.watched.len(),
+        session.proto.version(),
+        show(&session.lib.0),
+        show(&session.lib.1),
+    )
+}
+
+/// CLIENT INFO and LIST answer verbatim text (a bulk string in RESP2), as Redis does.
+fn client_text(text: String) -> Plan {
+    Plan::Value(Value::Verbatim {
+        format: *b"txt",
+        text: Bytes::from(text),
+    })
+}
+
+/// `CLIENT LIST [TYPE type | ID id [id ...]]`, parsed in Redis's order. The list holds
+/// this connection only, so the filters are exact for it: it is of type `normal`
+/// (ringkv has no replicas, masters or pub/sub clients), and an ID names it or no one.
+fn client_list(session: &Session, options: &[Bytes]) -> Result<String, Reject> {
+    let line = client_line(session);
+    match options {
+        [] => Ok(line),
+        [opt, kind] if is(opt, "type") => {
+            if is(kind, "normal") {
+                Ok(line)
+            } else if ["master", "replica", "slave", "pubsub"]
+                .iter()
+                .any(|t| is(kind, t))
+            {
+                Ok(String::new())
+            } else {
+                Err(Reject::owned(format!(
+                    "ERR Unknown client type '{}'",
+                    shown(kind, usize::MAX)
+                )))
+            }
+        }
+        [opt, ids @ ..] if is(opt, "id") && !ids.is_empty() => {
+            let mut text = String::new();
+            for id in ids {
+                let id = int(id).map_err(|_| Reject::new("ERR Invalid client ID"))?;
+                // A repeated ID is listed each time, as in Redis.
+                if id == session.id as i64 {
+                    text.push_str(&line);
+                }
+            }
+            Ok(text)
+        }
+        _ => Err(Reject::syntax()),
     }
 }
 
@@ -349,6 +417,15 @@ pub(crate) fn config(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Handled {
         }
         Ok(Plan::Value(Value::Map(pairs)))
     } else if is(sub, "set") || is(sub, "resetstat") || is(sub, "rewrite") {
+        // Redis's arity checks first, so a malformed call gets Redis's error.
+        let (name, arity) = if is(sub, "set") {
+            ("set", -4)
+        } else if is(sub, "resetstat") {
+            ("resetstat", 2)
+        } else {
+            ("rewrite", 2)
+        };
+        sub_arity(args, "config", name, arity)?;
         Err(Reject::owned(format!(
             "ERR CONFIG {} is not supported by ringkv: settings come from its flags and TOML file",
             String::from_utf8_lossy(sub).to_ascii_uppercase()
@@ -419,8 +496,9 @@ pub(crate) fn command(_ctx: &mut Ctx<'_>, args: &[Bytes]) -> Handled {
         let infos = if args.len() == 2 {
             COMMANDS.iter().map(command_info).collect()
         } else {
+            // An unknown name is a null bulk (`$-1`; `_` in RESP3), as in Redis.
             named()
-                .map(|s| s.map_or(Value::NullArray, command_info))
+                .map(|s| s.map_or(Value::Null, command_info))
                 .collect()
         };
         Ok(Plan::Value(Value::Array(infos)))
@@ -438,11 +516,38 @@ pub(crate) fn command(_ctx: &mut Ctx<'_>, args: &[Bytes]) -> Handled {
         };
         Ok(Plan::Value(Value::Map(docs)))
     } else if is(sub, "list") {
-        Ok(Plan::Value(Value::Array(
-            COMMANDS.iter().map(|s| bulk_str(s.name)).collect(),
-        )))
+        command_list(&args[2..])
+            .map(|names| Plan::Value(Value::Array(names.into_iter().map(bulk_str).collect())))
     } else {
         Err(unknown_subcommand(args))
+    }
+}
+
+/// `COMMAND LIST [FILTERBY MODULE name | ACLCAT category | PATTERN pattern]`, parsed
+/// as Redis 7.0 does (one filter, last). The names are ringkv's commands, without
+/// Redis's subcommand entries (`config|get`). There are no modules, so MODULE lists
+/// nothing; ACLCAT is refused, since ringkv does not keep Redis's ACL categories and
+/// an empty or partial list would pass for an answer.
+fn command_list(options: &[Bytes]) -> Result<Vec<&'static str>, Reject> {
+    let names = COMMANDS.iter().map(|s| s.name);
+    match options {
+        [] => Ok(names.collect()),
+        [filterby, kind, arg] if is(filterby, "filterby") => {
+            if is(kind, "module") {
+                Ok(Vec::new())
+            } else if is(kind, "pattern") {
+                Ok(names
+                    .filter(|n| super::glob::string_match(arg, n.as_bytes(), true))
+                    .collect())
+            } else if is(kind, "aclcat") {
+                Err(Reject::new(
+                    "ERR COMMAND LIST FILTERBY ACLCAT is not supported by ringkv: it does not keep Redis's ACL categories",
+                ))
+            } else {
+                Err(Reject::syntax())
+            }
+        }
+        _ => Err(Reject::syntax()),
     }
 }
 
@@ -596,12 +701,7 @@ pub(crate) fn info_text(core: &Core, sections: &Sections, replies: &[Reply]) -> 
         let _ = write!(out, "{k}:{v}\r\n");
     };
     let pid = std::process::id();
-    let run_id = format!(
-        "{:040x}",
-        (u128::from(pid) << 64)
-            ^ u128::from(core.started.elapsed().as_nanos() as u64)
-            ^ 0x5249_4e47_4b56
-    );
+    let run_id = core.run_id.hex();
     section("server", "Server", &mut |o| {
         line(o, "redis_version", &REDIS_VERSION);
         line(o, "redis_git_sha1", &"00000000");

@@ -17,7 +17,7 @@ use crate::config::Config;
 use crate::constants::EXECUTOR_IO_MEMORY;
 use crate::proto::Topology;
 use crate::resp::{parse, Limits};
-use crate::server::core::{Core, Forward, Parts, Returned, SyncNeed};
+use crate::server::core::{Core, Forward, Parts, Returned, RunId, SyncNeed};
 use crate::server::durable::NodeLog;
 use crate::server::stats::CoreCounters;
 use crate::shard::{MemoryLog, Shard, SystemClock};
@@ -114,6 +114,7 @@ fn every_golden_vector_through_the_command_layer() {
                 // semantics, not storage.
                 Shard::new(NodeLog::Memory(MemoryLog::default()), SystemClock),
                 (req_tx, rep_tx),
+                RunId::random(),
             );
             core.spawn_mesh_tasks(req_rx, rep_rx);
             let mut session = Session::new(1);
