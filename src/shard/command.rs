@@ -64,6 +64,9 @@ pub enum Command {
     Exists {
         /// Key.
         key: Bytes,
+        /// Counts as a use of the value (TOUCH): it stays cached (and, in the pure
+        /// cache mode, kept) as after a GET.
+        access: bool,
     },
     /// Read a value and change its expiry (`GETEX`).
     GetEx {
@@ -184,7 +187,7 @@ impl Command {
         use Command::*;
         match self {
             Get { key }
-            | Exists { key }
+            | Exists { key, .. }
             | GetEx { key, .. }
             | GetDel { key }
             | Set { key, .. }

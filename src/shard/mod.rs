@@ -224,11 +224,16 @@ impl<L: Log, C: Clock> Shard<L, C> {
         let is_read = !cmd.is_write() && cmd.key().is_some();
         let reply = match cmd {
             Command::Get { key } => self.get(&key, now),
-            Command::Exists { key } => match self.live(&key, now) {
+            Command::Exists { key, access } => match self.live(&key, now) {
                 Current::Absent => Reply::NotFound,
-                Current::Present { slot } => Reply::Exists {
-                    version: self.entry(slot).version(),
-                },
+                Current::Present { slot } => {
+                    if access {
+                        self.index.set_referenced(slot, true);
+                    }
+                    Reply::Exists {
+                        version: self.entry(slot).version(),
+                    }
+                }
             },
             Command::GetEx { key, expiry } => self.get_ex(&key, expiry, now),
             Command::GetDel { key } => self.get_del(&key, now),

@@ -217,6 +217,7 @@ fn exists_is_answered_without_the_value() {
     assert!(s.needs_fetch(&get("k")).is_some(), "k's value was dropped");
     let exists = |key: &str| Command::Exists {
         key: Bytes::copy_from_slice(key.as_bytes()),
+        access: true,
     };
     assert_eq!(s.needs_fetch(&exists("k")), None);
     assert_eq!(s.apply(exists("k")), Reply::Exists { version });

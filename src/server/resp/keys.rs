@@ -50,9 +50,11 @@ pub(crate) fn del(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Handled {
 /// key whose value cannot be read back still counts (as TTL and DBSIZE count it).
 pub(crate) fn exists(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Handled {
     let keys = args[1..].iter().map(key).collect::<Result<Vec<_>, _>>()?;
+    // TOUCH is a use of each value, EXISTS is not (as Redis's LRU clock sees them).
+    let access = args[0].eq_ignore_ascii_case(b"touch");
     let start = ctx.parts.len();
     for key in keys {
-        ctx.push(Command::Exists { key });
+        ctx.push(Command::Exists { key, access });
     }
     Ok(Plan::Tally(start..ctx.parts.len(), Tally::Found))
 }
@@ -60,7 +62,7 @@ pub(crate) fn exists(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Handled {
 /// `TYPE key`: every ringkv value is a string, so the index answers it.
 pub(crate) fn type_of(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Handled {
     let key = key(&args[1])?;
-    let part = ctx.push(Command::Exists { key });
+    let part = ctx.push(Command::Exists { key, access: false });
     Ok(Plan::Shard {
         part,
         shape: Shape::Type,

@@ -79,6 +79,7 @@ pub(crate) fn watch(ctx: &mut Ctx<'_>, args: &[Bytes]) -> Handled {
         // The version is all WATCH needs: the index has it, no value is read.
         ctx.push(Command::Exists {
             key: (*key).clone(),
+            access: false,
         });
     }
     // Copies: the session keeps them, and slices would pin read buffers.
