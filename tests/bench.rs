@@ -385,14 +385,16 @@ fn open_loop_holds_its_rate() {
     let done = f(&j, "/totals/ops_per_sec");
     assert!((1800.0..=2200.0).contains(&offered), "offered {offered}");
     assert!((1800.0..=2200.0).contains(&done), "done {done}");
-    // Every request due was sent, but for a few at the end on a busy machine.
+    // Every request due was sent, but for a few on a busy machine (at most 5 % of the
+    // 2000 due in the window).
     let unsent = u(&j, "/open_loop/unsent");
-    assert!(unsent <= 40, "unsent {unsent}");
+    assert!(unsent <= 100, "unsent {unsent}");
 }
 
 #[test]
 fn an_unreachable_rate_ends_on_time_and_counts_what_was_not_sent() {
-    let node = start_node(1);
+    // In memory: this is about the generator, not the disk.
+    let node = start_node_with(1, &["--eviction", "lru"]);
     // One client at 100 M requests/s: one request due every 10 ns, far beyond what
     // a round trip allows, so nearly the whole schedule is left unsent.
     let rate = 100_000_000u64;
@@ -427,8 +429,14 @@ fn an_unreachable_rate_ends_on_time_and_counts_what_was_not_sent() {
     assert_eq!(f(j, "/settings/test_time"), 0.5);
     assert_eq!(u(j, "/settings/data_size"), 32, "the default, recorded");
     assert!(!j["open_loop"]["kept_up"].as_bool().unwrap());
-    // Nearly every send was late: the client was behind from the first request.
-    assert!(u(j, "/open_loop/sent_late") + 1 >= sent);
+    // Nearly every send was late: the client falls behind from the first request, and
+    // once the lag passes the 1 ms a send may have before it counts late (a few dozen
+    // round trips in) every later send is late.
+    assert!(
+        u(j, "/open_loop/sent_late") * 10 >= sent * 9,
+        "late {} of {sent}",
+        u(j, "/open_loop/sent_late")
+    );
     assert!(
         run.stdout
             .contains(&format!("{unsent} scheduled requests never sent")),

@@ -411,9 +411,11 @@ fn same(cmp: Cmp, redis: &Value, ringkv: &Value) -> bool {
     }
 }
 
-/// A HELLO reply without its `id` field: a map in RESP3, a flat array in RESP2.
+/// A HELLO reply without its `id` and `version` fields (the latter names the exact
+/// Redis 7 release, which may be newer than the one ringkv follows): a map in RESP3, a
+/// flat array in RESP2.
 fn without_id(v: &Value) -> Option<Value> {
-    let is_id = |k: &Value| matches!(k, Value::Bulk(b) if &b[..] == b"id");
+    let is_id = |k: &Value| matches!(k, Value::Bulk(b) if &b[..] == b"id" || &b[..] == b"version");
     match v {
         Value::Map(pairs) => Some(Value::Map(
             pairs.iter().filter(|(k, _)| !is_id(k)).cloned().collect(),
