@@ -539,4 +539,12 @@ fn a_lost_shard_dir_or_manifest_refuses_to_start() {
     std::fs::write(&manifest, saved).expect("restore manifest");
     let node = Node::start_in(&data, 1, &FLAGS).expect("starts once restored");
     verify(&node, &history, &[], false);
+    // A first start cut short after it made its (still empty) shard dirs, before the
+    // manifest: nothing was written, so the next start goes ahead.
+    let fresh = dir.path().join("fresh");
+    for k in 0..2 {
+        std::fs::create_dir_all(fresh.join(format!("shard-{k}"))).expect("shard dir");
+    }
+    std::fs::write(fresh.join("shard-0/probe.blk"), [0u8; 4096]).expect("probe");
+    Node::start_in(&fresh, 2, &FLAGS).expect("an empty interrupted data dir starts");
 }

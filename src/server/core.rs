@@ -54,27 +54,18 @@ pub enum SyncNeed {
 pub struct RunId([u8; 20]);
 
 impl RunId {
-    /// A fresh id from the kernel's random source.
+    /// A fresh id. std's hasher keys come from the OS's random source, so a hash of
+    /// the clock under fresh keys is unpredictable and differs between starts.
     pub fn random() -> RunId {
+        use std::hash::{BuildHasher, Hasher};
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
         let mut bytes = [0u8; 20];
-        // SAFETY: getrandom writes at most `bytes.len()` bytes into a buffer we own.
-        let n = unsafe { libc::getrandom(bytes.as_mut_ptr().cast(), bytes.len(), 0) };
-        if usize::try_from(n).ok() != Some(bytes.len()) {
-            // No kernel randomness (an old kernel, a seccomp filter): the clock and the
-            // pid still differ between two starts, which is what a run id is for.
-            let nanos = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos() as u64);
-            let mut x = nanos ^ (u64::from(std::process::id()) << 32);
-            for chunk in bytes.chunks_mut(8) {
-                // splitmix64, so neighbouring seeds give unrelated bytes.
-                x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-                let mut z = x;
-                z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-                z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-                let z = (z ^ (z >> 31)).to_le_bytes();
-                chunk.copy_from_slice(&z[..chunk.len()]);
-            }
+        for chunk in bytes.chunks_mut(8) {
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_u128(now);
+            chunk.copy_from_slice(&h.finish().to_le_bytes()[..chunk.len()]);
         }
         RunId(bytes)
     }
@@ -305,7 +296,15 @@ impl Core {
             let write = cmd.is_write();
             writes.push(write);
             let reply = self.shard.borrow_mut().apply_at(cmd, now);
-            if write && matches!(reply, Reply::Error(ShardError::NoSpace | ShardError::Io(_))) {
+            let refused = match &reply {
+                Reply::Error(ShardError::NoSpace) => true,
+                // Not the I/O error of a value read back for the write (APPEND, INCR).
+                Reply::Error(ShardError::Io(_)) => {
+                    log.as_ref().is_some_and(|l| l.refuses_appends())
+                }
+                _ => false,
+            };
+            if write && refused {
                 stats::bump(&self.counters().writes_refused);
             }
             // A key seen to exist is a read too: its write must be durable first.

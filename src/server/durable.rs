@@ -188,10 +188,18 @@ pub async fn open_shard(config: &Config, id: usize, cores: usize) -> Result<Node
 fn recovery_warnings(report: &storage::RecoveryReport) -> Vec<String> {
     let mut out = Vec::new();
     if !report.unreadable.is_empty() {
+        let keys = if report.hint_used {
+            format!(
+                "{} keys the hint placed in them are lost",
+                report.hint_entries_lost
+            )
+        } else {
+            "keys whose latest record they held are lost or show an older version".into()
+        };
         out.push(format!(
             "segment files {:?} have no readable header; they are kept on disk and left out \
-             of the log ({} live keys the hint listed in them are lost)",
-            report.unreadable, report.hint_entries_lost
+             of the log ({keys}; every tombstone is kept while they are there)",
+            report.unreadable
         ));
     }
     if report.segments_truncated > 0 {
@@ -349,7 +357,7 @@ async fn compact_once(core: &Core, log: &storage::Log<DmaDisk>) -> bool {
     let counters = core.counters();
     let worked = matches!(step, Ok(Some(_)));
     match step {
-        Ok(Some(progress)) if progress.finished && progress.bytes_freed == 0 => {
+        Ok(Some(progress)) if progress.kept_damaged => {
             eprintln!(
                 "ringkv: core {} WARNING: segment {} holds {} bytes of damage; its live records \
                  were copied, and the file is kept on disk and no longer compacted",
@@ -387,6 +395,10 @@ fn publish_log_counters(core: &Core, log: &storage::Log<DmaDisk>) {
     c.log_data_bytes.store(data, Relaxed);
     c.log_garbage_bytes.store(garbage, Relaxed);
     c.log_failed.store(u64::from(s.failed.is_some()), Relaxed);
+    c.log_damaged_segments
+        .store(u64::from(s.damaged_segments), Relaxed);
+    c.log_unreadable_segments
+        .store(u64::from(s.unreadable_segments), Relaxed);
 }
 
 /// At a clean shutdown: write the hint (so the next start skips most of the scan) and

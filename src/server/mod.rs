@@ -99,6 +99,25 @@ pub fn lock_data_dir(dir: &std::path::Path) -> Result<DataDirLock, ServerError> 
 /// different shard count would lose every key: it is refused.
 const MANIFEST_FILE: &str = "MANIFEST";
 
+/// Whether any `shard-*` directory of `dir` holds log data (a segment or a hint): a
+/// shard dir without any is what a start interrupted before its first write leaves.
+fn shards_hold_data(dir: &std::path::Path) -> bool {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return false;
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with("shard-"))
+        .filter_map(|e| std::fs::read_dir(e.path()).ok())
+        .flatten()
+        .filter_map(Result::ok)
+        .any(|f| {
+            let name = f.file_name();
+            let name = name.to_string_lossy();
+            name.starts_with("segment-") || name == crate::storage::HINT_FILE_NAME
+        })
+}
+
 fn check_manifest(dir: &std::path::Path, cores: usize) -> Result<(), ServerError> {
     let path = dir.join(MANIFEST_FILE);
     let shard_dir = |k: usize| dir.join(format!("shard-{k}"));
@@ -125,6 +144,7 @@ fn check_manifest(dir: &std::path::Path, cores: usize) -> Result<(), ServerError
                 }
                 _ => return Err(err(format!("{} is not a ringkv manifest", path.display()))),
             }
+            // A manifest is written only once its shard dirs exist: one missing was lost.
             if let Some(k) = (0..cores).find(|k| !shard_dir(*k).is_dir()) {
                 return Err(err(format!(
                     "data dir {} lost {}: its keys would be gone; restore the directory \
@@ -136,13 +156,9 @@ fn check_manifest(dir: &std::path::Path, cores: usize) -> Result<(), ServerError
             Ok(())
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let shards_present = std::fs::read_dir(dir)
-                .map_err(|e| err(format!("cannot list {}: {e}", dir.display())))?
-                .filter_map(Result::ok)
-                .any(|e| e.file_name().to_string_lossy().starts_with("shard-"));
-            if shards_present {
+            if shards_hold_data(dir) {
                 return Err(err(format!(
-                    "data dir {} holds shard directories but no {MANIFEST_FILE}: the shard \
+                    "data dir {} holds shard data but no {MANIFEST_FILE}: the shard \
                      count it was made with is unknown; restore the manifest (lines \
                      `ringkv data dir`, `format 1`, `shards N`)",
                     dir.display()

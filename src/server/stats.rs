@@ -48,8 +48,8 @@ counters! {
     durable_wait_us,
     /// Writes answered with an error because their flush failed.
     durable_failures,
-    /// Writes the log refused before applying them (disk full at a segment roll, an I/O
-    /// error, the log failed): answered with an error, nothing changed.
+    /// Writes the log refused before applying them (disk full at a segment roll, or the
+    /// log failed after an I/O error): answered with an error, nothing changed.
     writes_refused,
     /// Values read back from the log because the cache had dropped them.
     value_fetches,
@@ -65,7 +65,7 @@ counters! {
     log_sync_us,
     /// Segment files (gauge).
     log_segments,
-    /// Bytes of segment files on disk (gauge).
+    /// Bytes of the log's files on disk: segments, the spare, the hint (gauge).
     disk_bytes,
     /// Bytes of records in the segments, live or not (gauge).
     log_data_bytes,
@@ -73,6 +73,11 @@ counters! {
     log_garbage_bytes,
     /// 1 while the log refuses writes after a failed flush (gauge).
     log_failed,
+    /// Segments compaction found damaged, kept on disk and never compacted (gauge).
+    log_damaged_segments,
+    /// Segment files recovery could not read, kept on disk and left out of the log
+    /// (gauge).
+    log_unreadable_segments,
     /// Segments compaction has finished and deleted.
     compactions,
     /// Bytes of disk compaction has freed.

@@ -14,7 +14,7 @@
 use super::disk::Disk;
 use super::error::StorageError;
 use super::format::{decode_record, segment_file_name, Location, RecordKind, ScanCursor, ScanItem};
-use super::limits::{COMPACT_STEP_BYTES, SEGMENT_DATA_START};
+use super::limits::{COMPACT_STEP_BYTES, COMPACT_UNWRITTEN_MAX, SEGMENT_DATA_START};
 use super::log::Log;
 use super::recovery::Window;
 
@@ -79,10 +79,13 @@ pub struct CompactProgress {
     pub finished: bool,
     /// Bytes of disk freed (the segment file) when finished.
     pub bytes_freed: u64,
-    /// Bytes of the segment that hold no verifiable record. A segment with damage is
-    /// kept on disk when its pass finishes (and never picked again): the damage may have
-    /// been a live value or a tombstone that still shadows an older record.
+    /// Bytes of the segment that hold no verifiable record, found by this step (or,
+    /// when `kept_damaged`, by the whole pass).
     pub damaged_bytes: u64,
+    /// The pass finished on a segment with damage: its live records were copied, the
+    /// file is kept on disk and never picked again (the damage may have been a live
+    /// value or a tombstone that still shadows an older record).
+    pub kept_damaged: bool,
 }
 
 /// Compaction's view of its victim for one step.
@@ -106,6 +109,10 @@ impl<D: Disk> Log<D> {
         if st.exclusive || st.compacting {
             return Err(StorageError::Busy);
         }
+        if st.unwritten_bytes() >= u64::from(COMPACT_UNWRITTEN_MAX) {
+            // The flusher is behind: leave the buffer to client writes for now.
+            return Ok(None);
+        }
         let percent = u64::from(self.inner.options.compact_garbage_percent);
         let (id, from) = match st.compaction {
             Some(cursor) => cursor,
@@ -115,7 +122,7 @@ impl<D: Disk> Log<D> {
                     .iter()
                     .filter(|(id, s)| {
                         s.sealed
-                            && !s.damaged
+                            && s.damaged_bytes == 0
                             && **id != st.head
                             && s.file.is_some()
                             && !st.pending.iter().any(|p| p.segment == **id)
@@ -147,13 +154,18 @@ impl<D: Disk> Log<D> {
             nonce: segment.nonce,
             data_end: segment.data_end,
             size: segment.size,
-            others_seq_min: st
-                .segments
-                .iter()
-                .filter(|(i, _)| **i != id)
-                .map(|(_, s)| s.seq_min)
-                .min()
-                .unwrap_or(u64::MAX),
+            // An unreadable segment file may hold anything: while one is on disk, every
+            // tombstone is kept (restoring its header must not bring deleted keys back).
+            others_seq_min: if st.stats.unreadable_segments > 0 {
+                0
+            } else {
+                st.segments
+                    .iter()
+                    .filter(|(i, _)| **i != id)
+                    .map(|(_, s)| s.seq_min)
+                    .min()
+                    .unwrap_or(u64::MAX)
+            },
         };
         st.compaction = Some((id, from));
         st.compacting = true;
@@ -277,6 +289,12 @@ impl<D: Disk> Log<D> {
             };
             let to = {
                 let mut st = self.inner.state.borrow_mut();
+                let unwritten = st.unwritten_bytes();
+                if unwritten > 0 && unwritten + u64::from(size) > u64::from(COMPACT_UNWRITTEN_MAX) {
+                    // Resume at this record once the flusher has caught up (a record
+                    // larger than the share still goes once the buffer is empty).
+                    return Ok((progress, Some(pos)));
+                }
                 st.check_writable().map_err(|e| (e, at))?;
                 let appended = st.append_record(segment_size, kind, r.seq, expiry_ms, r.key, value);
                 appended.map_err(|e| (e, at))?
@@ -300,7 +318,7 @@ impl<D: Disk> Log<D> {
     fn note_damage(&self, segment: u32, bytes: u32, progress: &mut CompactProgress) {
         progress.damaged_bytes += u64::from(bytes);
         if let Some(s) = self.inner.state.borrow_mut().segments.get_mut(&segment) {
-            s.damaged = true;
+            s.damaged_bytes += u64::from(bytes);
         }
     }
 
@@ -317,10 +335,12 @@ impl<D: Disk> Log<D> {
             .borrow()
             .segments
             .get(&t.id)
-            .is_some_and(|s| s.damaged);
-        if damaged {
+            .map_or(0, |s| s.damaged_bytes);
+        if damaged > 0 {
             self.inner.state.borrow_mut().compaction = None;
             progress.finished = true;
+            progress.kept_damaged = true;
+            progress.damaged_bytes = damaged;
             return Ok(progress);
         }
         let disk = &self.inner.disk;

@@ -58,6 +58,11 @@ pub const FLUSH_WRITE_SIZE_MAX: u32 = 1024 * 1024;
 /// Size of one read while scanning a segment (recovery, compaction, truncation).
 pub const SCAN_READ_SIZE: u32 = 1024 * 1024;
 
+/// Compaction appends relocated records only while the write buffer holds less than
+/// this, so client writes always find room (`WRITE_BUFFER_SIZE_MAX` refuses them with
+/// `Busy`); a step that meets it stops early and the next round resumes there.
+pub const COMPACT_UNWRITTEN_MAX: u32 = WRITE_BUFFER_SIZE_MAX / 4;
+
 /// Bytes of a victim segment one compaction step reads at most.
 pub const COMPACT_STEP_BYTES: u32 = 1024 * 1024;
 
@@ -87,6 +92,7 @@ pub const fn align_down(v: u32, to: u32) -> u32 {
 }
 
 const _: () = assert!(BLOCK_SIZE.is_power_of_two() && SECTOR_SIZE.is_power_of_two());
+const _: () = assert!(COMPACT_UNWRITTEN_MAX + RECORD_SIZE_MAX < WRITE_BUFFER_SIZE_MAX);
 const _: () = assert!(BLOCK_SIZE % SECTOR_SIZE == 0);
 const _: () = assert!(RECORD_ALIGN.is_power_of_two() && BLOCK_SIZE % RECORD_ALIGN == 0);
 const _: () = assert!(RECORD_HEADER_SIZE % RECORD_ALIGN == 0);

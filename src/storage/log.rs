@@ -164,6 +164,10 @@ pub struct LogStats {
     pub durable_seq: u64,
     /// Segments in the log.
     pub segments: u32,
+    /// Of which compaction found damaged (kept on disk, never compacted).
+    pub damaged_segments: u32,
+    /// Segment files recovery found unreadable (kept on disk, left out of the log).
+    pub unreadable_segments: u32,
     /// Bytes appended but not yet written.
     pub unwritten_bytes: u64,
     /// The error the log is failed with, if any.
@@ -196,9 +200,10 @@ pub(super) struct Segment<F> {
     pub(super) seq_min: u64,
     pub(super) seq_max: u64,
     pub(super) sealed: bool,
-    /// Compaction found damage in it: it is never deleted (what the damage held, a live
-    /// value or a tombstone, cannot be known) and never picked again.
-    pub(super) damaged: bool,
+    /// Bytes compaction found damaged in it: a segment with damage is never deleted
+    /// (what the damage held, a live value or a tombstone, cannot be known) and never
+    /// picked again.
+    pub(super) damaged_bytes: u64,
 }
 
 impl<F> Segment<F> {
@@ -212,7 +217,7 @@ impl<F> Segment<F> {
             seq_min: u64::MAX,
             seq_max: 0,
             sealed: false,
-            damaged: false,
+            damaged_bytes: 0,
         }
     }
 
@@ -1080,13 +1085,22 @@ impl<D: Disk> Log<D> {
         stats.written_seq = st.written_seq;
         stats.durable_seq = st.durable_seq;
         stats.segments = st.segments.len() as u32;
+        stats.damaged_segments =
+            st.segments.values().filter(|s| s.damaged_bytes > 0).count() as u32;
         stats.unwritten_bytes = st.unwritten_bytes();
         stats.failed = st.failed().cloned();
         stats
     }
 
+    /// The log refuses appends now (a failed write or sync not yet retried, closed, or
+    /// a truncation running).
+    pub fn refuses_appends(&self) -> bool {
+        self.inner.state.borrow().check_writable().is_err()
+    }
+
     /// Bytes of the log's files on disk: every segment, the preallocated spare and the
-    /// hint. (Segment files recovery could not read are reported apart.)
+    /// hint. (Segment files recovery could not read are left out; `LogStats` counts
+    /// them.)
     pub fn disk_bytes(&self) -> u64 {
         let st = self.inner.state.borrow();
         let segments: u64 = st

@@ -11,7 +11,7 @@ use super::format::{
     decode_record, parse_segment_file_name, segment_file_name, HeaderBlock, Location, RecordKind,
     ScanCursor, ScanItem, SegmentHeader, Step,
 };
-use super::hint::{read_hint, Hint};
+use super::hint::{read_hint, Hint, HINT_FILE_NAME};
 use super::limits::{
     align_down, align_up, BLOCK_SIZE, FLUSH_WRITE_SIZE_MAX, SCAN_READ_SIZE, SEGMENTS_MAX,
     SEGMENT_DATA_START,
@@ -301,14 +301,15 @@ async fn open_segments<D: Disk>(
             _ => report.unreadable.push(id),
         }
     }
-    // Both header copies zero: a preallocated spare, or a segment whose first write
-    // never landed. Either has the highest id and nothing after its header, since a
-    // segment's first write (header included) completes before any later one starts.
-    // Anything else is a header destroyed on the medium: keep the file, report it.
-    let newest_valid = opened.last().map_or(0, |o| o.id);
+    // Both header copies zero: a preallocated spare (also one a roll overtook, with a
+    // lower id than the head, whose removal a crash cut short), or a segment whose
+    // first write never landed. Neither holds anything after its header, since a
+    // segment's first write (header included) completes before any later one starts
+    // and records follow the header without gaps. A zero header with data after it was
+    // destroyed on the medium: keep the file, report it.
     let mut removed = false;
     for (id, file) in zero_headers {
-        let unused = id > newest_valid && data_is_zero(disk, &file).await?;
+        let unused = data_is_zero(disk, &file).await?;
         if unused {
             disk.remove(&segment_file_name(id)).await?;
             report.segments_removed += 1;
@@ -486,6 +487,12 @@ impl<D: Disk> Log<D> {
                 None
             }
         };
+        if hint.is_none() {
+            // A rejected hint stays on disk until the next one replaces it: count it.
+            if let Ok(file) = disk.open(HINT_FILE_NAME).await {
+                st.hint_bytes = disk.file_size(&file).await.unwrap_or(0);
+            }
+        }
         let mut max_seq = 0u64;
         let mut garbage = Garbage::default();
         let mut live_bytes: BTreeMap<u32, u64> = BTreeMap::new();
@@ -590,6 +597,7 @@ impl<D: Disk> Log<D> {
         st.durable_seq = max_seq;
         report.last_seq = max_seq;
         report.segments = st.segments.len() as u32;
+        st.stats.unreadable_segments = report.segments_unreadable;
         report.duration_us = started.elapsed().as_micros().min(u128::from(u64::MAX)) as u64;
         let inner = Inner {
             disk,

@@ -1463,3 +1463,46 @@ fn compaction_keeps_a_segment_whose_damage_it_cannot_read() {
         }
     });
 }
+
+#[test]
+fn compaction_leaves_the_write_buffer_to_client_writes() {
+    // While the flusher is behind, compaction must not fill the write buffer: client
+    // writes would then be refused with Busy.
+    block_on(async {
+        let disk = SimDisk::new(41);
+        let (log, shard, _) = reopen(&disk, SyncMode::Sync).await;
+        let shard = RefCell::new(shard);
+        let mut n = 0u32;
+        while log.stats().segments < 4 {
+            shard
+                .borrow_mut()
+                .put(&log, b"hot", &value(n, 900), 0)
+                .expect("put");
+            n += 1;
+        }
+        log.sync().await.expect("sync");
+        // No flusher runs: these stay in the buffer, past compaction's share of it.
+        let share = u64::from(super::limits::COMPACT_UNWRITTEN_MAX);
+        while log.stats().unwritten_bytes < share {
+            shard
+                .borrow_mut()
+                .put(&log, format!("k{n}").as_bytes(), &value(n, 3000), 0)
+                .expect("put");
+            n += 1;
+        }
+        assert_eq!(
+            compact_once(&log, &shard).await,
+            None,
+            "compaction ran with the buffer past its share"
+        );
+        shard
+            .borrow_mut()
+            .put(&log, b"client", b"still fits", 0)
+            .expect("a client write finds room");
+        log.sync().await.expect("sync");
+        assert!(
+            compact_once(&log, &shard).await.is_some(),
+            "compaction resumes once the buffer is written"
+        );
+    });
+}
