@@ -4,6 +4,7 @@
 Reads every <scenario>/<server>-r<round>.json written by `ringkv bench`, and writes
 summary.md (median, min-max, ratio ringkv/peer, target verdicts) and PNG plots
 (throughput bars with min-max whiskers; latency percentile curves of the median run).
+Paths under the repository recorded in the files are made relative to it first.
 Usage: summarize.py RESULTS_DIR
 """
 
@@ -193,10 +194,25 @@ def plots(results_dir, all_summaries):
     return made
 
 
+def relative_paths(results_dir):
+    """Rewrites the repository's absolute path out of the recorded JSON and text
+    (command lines, output paths), so a results folder reads the same wherever the
+    repository was checked out."""
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+    for path in glob.glob(os.path.join(results_dir, "**", "*"), recursive=True):
+        if not path.endswith((".json", ".txt", ".log", ".stats")) or not os.path.isfile(path):
+            continue
+        text = open(path, encoding="utf-8", errors="surrogateescape").read()
+        if repo in text:
+            with open(path, "w", encoding="utf-8", errors="surrogateescape") as f:
+                f.write(text.replace(repo, ""))
+
+
 def main():
     if len(sys.argv) != 2:
         sys.exit(__doc__)
     results_dir = sys.argv[1]
+    relative_paths(results_dir)
     all_summaries = {}
     sections = []
     for scenario_dir in sorted(glob.glob(os.path.join(results_dir, "*", ""))):
