@@ -66,7 +66,7 @@ pub use self::format::{
     decode_record, encode_record, fuzz_decode, segment_file_name, DecodeError, HeaderBlock,
     Location, Record, RecordKind, RecordRef, SegmentHeader, FORMAT_VERSION,
 };
-pub use self::hint::{HintBuilder, HINT_FILE_NAME, HINT_TEMP_FILE_NAME};
+pub use self::hint::{fuzz_hint, HintBuilder, HINT_FILE_NAME, HINT_TEMP_FILE_NAME};
 pub use self::log::{Appended, Log, LogOptions, LogStats, Op, SegmentInfo, SyncMode};
 pub use self::recovery::{Garbage, KeyState, Recovered, RecoveryReport, RecoverySink};
 pub use self::sim::{SimDisk, SimFaults, SimStats};
