@@ -7,7 +7,8 @@ set -euo pipefail
 PERF_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$PERF_DIR/.." && pwd)"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$REPO/target}"
-RINGKV="$CARGO_TARGET_DIR/release/ringkv"
+# RINGKV names another binary to measure (CI's smoke run uses the test build's).
+RINGKV="${RINGKV:-$CARGO_TARGET_DIR/release/ringkv}"
 
 # Ports of our own choosing on loopback, away from the usual defaults other
 # people's servers on a shared machine may hold (ringkv also takes the next ones
@@ -15,6 +16,7 @@ RINGKV="$CARGO_TARGET_DIR/release/ringkv"
 RINGKV_PORT="${RINGKV_PORT:-27878}"
 REDIS_PORT="${REDIS_PORT:-26379}"
 MEMCACHED_PORT="${MEMCACHED_PORT:-21311}"
+NULL_PORT="${NULL_PORT:-21312}"
 
 # How a run is measured (BENCHMARKING.md: warm up, then a fixed time; >= 3 rounds).
 ROUNDS="${ROUNDS:-3}"
@@ -144,7 +146,8 @@ start_server() {
     # A server already on our port would be measured instead of ours (and ringkv
     # binds with SO_REUSEPORT, so it would even share the port): refuse.
     case "$kind" in
-    ringkv) port="$RINGKV_PORT" ;; redis) port="$REDIS_PORT" ;; *) port="$MEMCACHED_PORT" ;;
+    ringkv) port="$RINGKV_PORT" ;; redis) port="$REDIS_PORT" ;; null) port="$NULL_PORT" ;;
+    *) port="$MEMCACHED_PORT" ;;
     esac
     if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
         log "port $port is already in use: pick another with RINGKV_PORT/REDIS_PORT/MEMCACHED_PORT"
@@ -184,6 +187,15 @@ start_server() {
         SERVER_PORT="$MEMCACHED_PORT"
         wait_port "$MEMCACHED_PORT"
         ;;
+    null)
+        # perf/null-server.c: answers without storing anything (see perf/ceiling.sh).
+        local bin="$CARGO_TARGET_DIR/null-server"
+        [[ "$bin" -nt "$PERF_DIR/null-server.c" ]] || cc -O2 -o "$bin" "$PERF_DIR/null-server.c"
+        "${pin[@]}" "$bin" "$NULL_PORT" &
+        SERVER_PID=$!
+        SERVER_PORT="$NULL_PORT"
+        wait_port "$NULL_PORT"
+        ;;
     *)
         log "unknown server $kind"
         return 1
@@ -212,7 +224,7 @@ stop_server() {
 protocol_of() {
     case "$1" in
     ringkv) echo ringkv ;;
-    redis) echo resp ;;
+    redis | null) echo resp ;;
     memcached) echo memcache ;;
     esac
 }

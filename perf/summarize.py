@@ -22,7 +22,7 @@ TARGETS = {
     "whole-node-p1": (1.6, False),
     "whole-node-p16": (1.6, False),
 }
-ORDER = ["ringkv", "redis", "memcached"]
+ORDER = ["ringkv", "redis", "memcached", "null"]
 
 
 def load(scenario_dir):
