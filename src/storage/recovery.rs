@@ -45,6 +45,14 @@ pub trait RecoverySink {
 
     /// Folds one recovered record in; superseded records go to `garbage`.
     fn record(&mut self, record: &Recovered<'_>, garbage: &mut Garbage);
+
+    /// Folds many records in, in any order (the hint's entries come this way, a batch
+    /// at a time).
+    fn records(&mut self, records: &[Recovered<'_>], garbage: &mut Garbage) {
+        for record in records {
+            self.record(record, garbage);
+        }
+    }
 }
 
 /// A closure as a sink (`Log::open`).
@@ -614,8 +622,15 @@ impl<D: Disk> Log<D> {
     }
 }
 
-/// Hands the hint's entries to the shard; entries in segments that no longer exist were
-/// superseded by records the scan will find, so they are left out.
+/// Hint entries handed to the sink at a time. The shard puts a batch in table order
+/// (`RecoverySink::records`): the larger it is, the closer together its keys land in
+/// the table; the smaller, the more of its entries (about 56 bytes each for 16-byte
+/// keys) stay in cache while it is taken out of order. 10 M keys restarted fastest
+/// with 16 Ki among 16 Ki, 64 Ki and 256 Ki (`perf/storage.md`).
+const HINT_BATCH: usize = 1 << 14;
+
+/// Hands the hint's entries to the shard, a batch at a time; entries in segments that
+/// no longer exist were superseded by records the scan will find, so they are left out.
 fn yield_hint<F>(
     hint: &Hint,
     opened: &[Opened<F>],
@@ -624,6 +639,9 @@ fn yield_hint<F>(
     sink: &mut impl RecoverySink,
     garbage: &mut Garbage,
 ) -> Result<(), StorageError> {
+    // Live bytes per opened segment, by its place in `opened`.
+    let mut live = vec![0u64; opened.len()];
+    let mut batch = Vec::with_capacity(HINT_BATCH);
     for entry in hint.entries() {
         let entry = entry.map_err(|what| StorageError::Corrupt {
             segment: u32::MAX,
@@ -631,7 +649,7 @@ fn yield_hint<F>(
             what,
         })?;
         let segment = entry.location.segment;
-        if opened.binary_search_by_key(&segment, |o| o.id).is_err() {
+        let Ok(at) = opened.binary_search_by_key(&segment, |o| o.id) else {
             // Compaction removed the segment after the hint (its live records were
             // copied past the position, where the scan finds them), or the segment is
             // unreadable: then the entry is lost, and counted.
@@ -639,19 +657,28 @@ fn yield_hint<F>(
                 report.hint_entries_lost += 1;
             }
             continue;
-        }
-        *live_bytes.entry(entry.location.segment).or_default() += u64::from(entry.location.length);
+        };
+        live[at] += u64::from(entry.location.length);
         report.records += 1;
         report.hint_records += 1;
-        let recovered = Recovered {
+        batch.push(Recovered {
             kind: entry.kind,
             seq: entry.seq,
             expiry_ms: entry.expiry_ms,
             key: entry.key,
             value: None,
             location: entry.location,
-        };
-        sink.record(&recovered, garbage);
+        });
+        if batch.len() == HINT_BATCH {
+            sink.records(&batch, garbage);
+            batch.clear();
+        }
+    }
+    sink.records(&batch, garbage);
+    for (o, bytes) in opened.iter().zip(live) {
+        if bytes > 0 {
+            *live_bytes.entry(o.id).or_default() += bytes;
+        }
     }
     Ok(())
 }
