@@ -307,9 +307,11 @@ mod tests {
                 recovery.apply(&r.recovered(), &mut garbage);
             }
         }
-        for chunk in records.chunks(batch.max(1)).filter(|_| batch > 0) {
-            let recs: Vec<Recovered<'_>> = chunk.iter().map(Record::recovered).collect();
-            recovery.apply_batch(&recs, &mut garbage);
+        if batch > 0 {
+            for chunk in records.chunks(batch) {
+                let recs: Vec<Recovered<'_>> = chunk.iter().map(Record::recovered).collect();
+                recovery.apply_batch(&recs, &mut garbage);
+            }
         }
         assert_eq!(garbage, expected_garbage);
         assert_eq!(recovery.len(), expected.len());
