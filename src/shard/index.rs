@@ -682,8 +682,23 @@ impl Index {
 
     /// `insert` with the key's `hash` already computed.
     pub fn insert_hashed(&mut self, hash: u64, entry: NewEntry<'_>) -> u32 {
+        debug_assert!(
+            self.find(entry.key).is_none(),
+            "insert of a key already present"
+        );
+        let slot = self.place(entry);
+        let (slab, hasher) = (&self.slab, &self.hasher);
+        self.table
+            .insert_unique(hash, slot, |&s| hasher.hash_one(slab.key(s)));
+        slot
+    }
+
+    /// Stores an entry in a slot of its own without filing it in the table, so
+    /// nothing finds it until `link` files it: a bulk load places entries in the order
+    /// it reads them and files them in table order. A placed slot must be linked or
+    /// discarded before the index is used for anything else.
+    pub fn place(&mut self, entry: NewEntry<'_>) -> u32 {
         let key = entry.key;
-        debug_assert!(self.find(key).is_none(), "insert of a key already present");
         assert!(
             key.len() <= KEY_SIZE_MAX as usize,
             "key of {} bytes exceeds KEY_SIZE_MAX",
@@ -722,10 +737,27 @@ impl Index {
         }
         self.key_bytes += key.len() as u64;
         self.value_bytes += u64::from(entry.value_len);
+        slot
+    }
+
+    /// Files a `place`d slot under its key's `hash`, unless the key is filed already:
+    /// then that key's slot comes back as the error and the placed slot stays unfiled,
+    /// to be `discard`ed.
+    pub fn link(&mut self, hash: u64, slot: u32) -> Result<(), u32> {
         let (slab, hasher) = (&self.slab, &self.hasher);
+        let key = slab.key(slot);
+        if let Some(&found) = self.table.find(hash, |&s| slab.key_eq(s, key)) {
+            return Err(found);
+        }
         self.table
             .insert_unique(hash, slot, |&s| hasher.hash_one(slab.key(s)));
-        slot
+        Ok(())
+    }
+
+    /// Frees a `place`d slot that `link` did not file.
+    pub fn discard(&mut self, slot: u32) {
+        let s = *self.live_mut(slot, "discard");
+        self.release(slot, s);
     }
 
     /// Removes the entry in a live slot and returns what it held.
@@ -738,6 +770,11 @@ impl Index {
             }
             Err(_) => unreachable!("slot {slot} missing from the hash table"),
         }
+        self.release(slot, s)
+    }
+
+    /// Frees slot `slot`, which held `s` and is filed nowhere now.
+    fn release(&mut self, slot: u32, s: Slot) -> Removed {
         if !s.is_inline() {
             self.slab.long_keys.take(s.long_handle());
         }

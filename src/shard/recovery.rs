@@ -52,21 +52,48 @@ impl Recovery {
     }
 
     /// Folds many records in, with the result of `apply` on each (the fold takes
-    /// records in any order). They go in the order of their keys' places in the
-    /// table: a bulk load then walks the table front to back, where record order
-    /// would miss the cache and the TLB at one random place in it per key.
+    /// records in any order). Meant for a bulk load such as a hint: each Put without a
+    /// value in hand is placed in a slot of its own in record order, then the slots are
+    /// filed in the order of their places in the table, so the load walks the table
+    /// front to back where record order would miss the cache (and the TLB) at a random
+    /// bucket per key. A placed key that turns out to be filed already (a second
+    /// record of a key) is folded into that key's slot like any other record.
     pub fn apply_batch(&mut self, recs: &[Recovered<'_>], garbage: &mut Garbage) {
-        let mut order: Vec<(u64, u64, usize)> = recs
-            .iter()
-            .enumerate()
-            .map(|(i, rec)| {
-                let hash = self.index.hash(rec.key);
-                (self.index.table_order(hash), hash, i)
-            })
-            .collect();
-        order.sort_unstable_by_key(|&(place, _, _)| place);
-        for (_, hash, i) in order {
-            self.apply_hashed(hash, &recs[i], garbage);
+        let mut placed: Vec<(u64, u64, u32)> = Vec::with_capacity(recs.len());
+        for rec in recs {
+            let hash = self.index.hash(rec.key);
+            if rec.kind != RecordKind::Put || rec.value.is_some() {
+                self.apply_hashed(hash, rec, garbage);
+                continue;
+            }
+            // What `apply` leaves for a key whose only record is this Put.
+            let slot = self.index.place(NewEntry {
+                key: rec.key,
+                value: None,
+                version: rec.seq,
+                expire_at_ms: rec.expiry_ms,
+                location: Some(rec.location),
+                value_len: 0,
+                referenced: false,
+            });
+            placed.push((self.index.table_order(hash), hash, slot));
+        }
+        placed.sort_unstable_by_key(|&(place, _, _)| place);
+        for (_, hash, slot) in placed {
+            let Err(filed) = self.index.link(hash, slot) else {
+                continue;
+            };
+            let entry = self.index.get(slot).expect("a placed slot is live");
+            let rec = Recovered {
+                kind: RecordKind::Put,
+                seq: entry.version(),
+                expiry_ms: entry.expire_at_ms(),
+                key: &[],
+                value: None,
+                location: entry.location().expect("a placed Put has its record"),
+            };
+            self.index.discard(slot);
+            self.fold(filed, &rec, garbage);
         }
     }
 
@@ -86,6 +113,11 @@ impl Recovery {
                 },
             ),
         };
+        self.fold(slot, rec, garbage);
+    }
+
+    /// Folds `rec` into the key of `slot`.
+    fn fold(&mut self, slot: u32, rec: &Recovered<'_>, garbage: &mut Garbage) {
         let mut state = self.state(slot);
         let base = state.base;
         let wins = state.apply(rec, garbage);

@@ -622,12 +622,12 @@ impl<D: Disk> Log<D> {
     }
 }
 
-/// Hint entries handed to the sink at a time. The shard puts a batch in table order
-/// (`RecoverySink::records`): the larger it is, the closer together its keys land in
-/// the table; the smaller, the more of its entries (about 56 bytes each for 16-byte
-/// keys) stay in cache while it is taken out of order. 10 M keys restarted fastest
-/// with 16 Ki among 16 Ki, 64 Ki and 256 Ki (`perf/storage.md`).
-const HINT_BATCH: usize = 1 << 14;
+/// Hint entries handed to the sink at a time. The shard places a batch's keys in the
+/// order they come and files them in table order (`RecoverySink::records`): the
+/// larger the batch, the closer together its keys land in the table. 10 M keys
+/// restarted in about the same time with 64 Ki, 256 Ki and 1 Mi (`perf/storage.md`);
+/// the smallest holds the least memory meanwhile.
+const HINT_BATCH: usize = 1 << 16;
 
 /// Hands the hint's entries to the shard, a batch at a time; entries in segments that
 /// no longer exist were superseded by records the scan will find, so they are left out.
