@@ -32,7 +32,10 @@ def load(scenario_dir):
         if not m:
             continue
         with open(path) as f:
-            runs.setdefault(m.group(1), []).append((int(m.group(2)), json.load(f)))
+            report = json.load(f)
+        # Other scripts' records (restart, durable-set) may share a results directory.
+        if "totals" in report:
+            runs.setdefault(m.group(1), []).append((int(m.group(2)), report))
     return {k: [j for _, j in sorted(v, key=lambda x: x[0])] for k, v in runs.items()}
 
 
