@@ -18,7 +18,6 @@ python3 "$PERF_DIR/summarize.py" "$RESULTS_DIR"
 # RESP port is measured there): Redis and the null server, alternated, depth 1 and 16.
 out="$RESULTS_DIR/ceiling-redis-benchmark"
 mkdir -p "$out"
-trap stop_server EXIT
 for ((round = 1; round <= ROUNDS; round++)); do
     for pipeline in 1 16; do
         for kind in redis null; do

@@ -33,8 +33,8 @@ static struct conn *conns[CONN_MAX];
 
 static const char GET_REPLY[] = "$32\r\nxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\r\n";
 
-/* Reads "<prefix><digits>\r\n" at p; returns the number and moves *p past it, or -1
- * when the line is not complete yet. */
+/* Reads "<prefix><digits>\r\n" at p; returns the number and moves *p past it, -1
+ * when the line is not complete yet, -2 when p holds another prefix. */
 static long number_line(const char **p, const char *end, char prefix) {
     const char *q = *p;
     long n = 0;
@@ -58,8 +58,8 @@ static long serve(struct conn *c, char *out) {
         int is_get = 0, complete = 1;
         for (long i = 0; i < argc; i++) {
             long len = number_line(&p, end, '$');
+            if (len < -1) return -1;
             if (len == -1 || p + len + 2 > end) { complete = 0; break; }
-            if (len < 0) return -1;
             if (i == 0) is_get = len == 3 && (p[0] | 32) == 'g' && (p[1] | 32) == 'e';
             p += len + 2;
         }

@@ -687,9 +687,7 @@ impl Index {
             "insert of a key already present"
         );
         let slot = self.place(entry);
-        let (slab, hasher) = (&self.slab, &self.hasher);
-        self.table
-            .insert_unique(hash, slot, |&s| hasher.hash_one(slab.key(s)));
+        self.file(hash, slot);
         slot
     }
 
@@ -744,14 +742,20 @@ impl Index {
     /// then that key's slot comes back as the error and the placed slot stays unfiled,
     /// to be `discard`ed.
     pub fn link(&mut self, hash: u64, slot: u32) -> Result<(), u32> {
-        let (slab, hasher) = (&self.slab, &self.hasher);
+        let slab = &self.slab;
         let key = slab.key(slot);
         if let Some(&found) = self.table.find(hash, |&s| slab.key_eq(s, key)) {
             return Err(found);
         }
+        self.file(hash, slot);
+        Ok(())
+    }
+
+    /// Enters `slot` in the table under `hash`; its key must not be filed yet.
+    fn file(&mut self, hash: u64, slot: u32) {
+        let (slab, hasher) = (&self.slab, &self.hasher);
         self.table
             .insert_unique(hash, slot, |&s| hasher.hash_one(slab.key(s)));
-        Ok(())
     }
 
     /// Frees a `place`d slot that `link` did not file.
