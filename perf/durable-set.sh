@@ -7,6 +7,12 @@
 # Data dirs on /tmp (ext4 on the virtio disk). Besides the bench figures it records
 # ringkv's durable_waits, durable_wait_us, log writes and syncs over the run (client
 # writes per commit, mean commit time, mean group-commit wait).
+#
+# CEILING=1 adds three servers that keep nothing on disk, under the same load: ringkv
+# in memory (--eviction lru, no log), Redis without AOF or RDB, and perf/null-server.c
+# (answers +OK, stores nothing). The first two show what each request path does with
+# no durability at all, the most the durable run of the same server could reach; the
+# null server shows the most any server can show with this generator and placement.
 source "$(dirname "$0")/storage-lib.sh"
 if [[ "${SKIP_SETUP:-}" != 1 ]]; then ensure_tools; build; fi
 init_results
@@ -21,24 +27,32 @@ FLAGS=(--threads 1 --cpus 1 --clients 50 --pipeline 1 --ratio 1:0 --data-size 25
     echo "scenario: $NAME"
     echo "placement: core (server taskset -c 0, load taskset -c 1)"
     echo "servers: ringkv (serve --cores 1, --durability sync default) redis (--appendonly yes --appendfsync always)"
+    if [[ ${CEILING:-} == 1 ]]; then
+        echo "ceiling: ringkv-memory (serve --cores 1 --eviction lru, no log) redis-memory (--appendonly no --save '') null (perf/null-server.c)"
+    fi
     echo "bench flags: ${FLAGS[*]}"
 } >"$OUT/settings.txt"
+
+KINDS=(ringkv redis)
+[[ ${CEILING:-} == 1 ]] && KINDS+=(ringkv-memory redis-memory null)
 
 trap_cleanup
 
 for ((round = 1; round <= ROUNDS; round++)); do
-    for kind in ringkv redis; do
+    for kind in "${KINDS[@]}"; do
         log "$NAME round $round/$ROUNDS: $kind (load average $(cut -d' ' -f1 /proc/loadavg))"
         new_work durable
-        if [[ $kind == ringkv ]]; then
-            start_ringkv_flags "$WORK"
-        else
-            start_redis_flags "$WORK" --appendonly yes --appendfsync always
-        fi
+        case $kind in
+        ringkv) start_ringkv_flags "$WORK" ;;
+        redis) start_redis_flags "$WORK" --appendonly yes --appendfsync always ;;
+        ringkv-memory) start_ringkv_flags "$WORK" --eviction lru ;;
+        redis-memory) start_redis_flags "$WORK" ;;
+        null) start_server null core ;;
+        esac
         echo "$(date -u +%H:%M:%S) $kind round $round load $(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/loadavg.txt"
         t0="$(now_ns)"
         timeout $((WARMUP + TEST_TIME + 60)) taskset -c 1 "$RINGKV" bench \
-            --addr "127.0.0.1:$SERVER_PORT" --protocol "$(protocol_of "$kind")" \
+            --addr "127.0.0.1:$SERVER_PORT" --protocol "$(protocol_of "${kind%-memory}")" \
             --server-pid "$SERVER_PID" --no-progress \
             --json-out "$OUT/$kind-r$round.json" --hdr-out "$OUT/$kind-r$round" \
             "${FLAGS[@]}" >"$OUT/$kind-r$round.txt" 2>"$OUT/$kind-r$round.log"
@@ -74,7 +88,7 @@ print(json.dumps({
                        else stats.get("log_write_us", 0) / writes if writes else None),
 }))
 EOF
-        else
+        elif [[ $kind == redis ]]; then
             redis-cli -p "$REDIS_PORT" info persistence >"$OUT/redis-r$round.persistence"
         fi
         kill_server TERM
