@@ -5,6 +5,7 @@ beyond-ram) written by the perf/<scenario>.sh scripts; prints Markdown.
 Usage: storage_summary.py SCENARIO DIR
 Bench runs (<kind>-r<round>.json) are summarised with perf/summarize.py's helpers
 (median, min-max); the scenario's own measurements come from *.json rows it wrote.
+Paths under the repository recorded in the files are made relative to it first.
 """
 
 import glob
@@ -125,6 +126,7 @@ def timing_table(d, pattern, fields):
 
 def main():
     name, d = sys.argv[1], sys.argv[2]
+    summarize.relative_paths(d)
     lines = [f"### `{name}`", ""]
     settings = os.path.join(d, "settings.txt")
     if os.path.exists(settings):
