@@ -52,48 +52,57 @@ impl Recovery {
     }
 
     /// Folds many records in, with the result of `apply` on each (the fold takes
-    /// records in any order). Meant for a bulk load such as a hint: each Put without a
-    /// value in hand is placed in a slot of its own in record order, then the slots are
-    /// filed in the order of their places in the table, so the load walks the table
+    /// records in any order). Meant for a bulk load (a hint, a scanned window of the
+    /// log): each Put is placed in a slot of its own in record order, then the slots
+    /// are filed in the order of their places in the table, so the load walks the table
     /// front to back where record order would miss the cache (and the TLB) at a random
     /// bucket per key. A placed key that turns out to be filed already (a second
-    /// record of a key) is folded into that key's slot like any other record.
+    /// record of a key) is folded into that key's slot like any other record; two
+    /// placed records of one key are filed in record order, so on equal seqs (copies of
+    /// one record) the later one wins, as in `apply`. A value counts against the
+    /// budget once its Put is filed or wins a fold, and stays cached if it fits then: a
+    /// value superseded within the batch never takes the room of another.
     pub fn apply_batch(&mut self, recs: &[Recovered<'_>], garbage: &mut Garbage) {
-        let mut placed: Vec<(u64, u64, u32)> = Vec::with_capacity(recs.len());
-        for rec in recs {
+        let mut placed: Vec<(u64, u64, u32, usize)> = Vec::with_capacity(recs.len());
+        for (i, rec) in recs.iter().enumerate() {
             let hash = self.index.hash(rec.key);
-            if rec.kind != RecordKind::Put || rec.value.is_some() {
+            if rec.kind != RecordKind::Put {
                 self.apply_hashed(hash, rec, garbage);
                 continue;
             }
-            // What `apply` leaves for a key whose only record is this Put.
+            // What `apply` leaves for a key whose only record is this Put. The value is
+            // copied now, in record order, and kept if the Put is filed within budget.
+            let value = self.cacheable(rec.value).map(Cached::copy);
+            let value_len = value.as_ref().map_or(0, |v| v.len() as u32);
             let slot = self.index.place(NewEntry {
                 key: rec.key,
-                value: None,
+                value,
                 version: rec.seq,
                 expire_at_ms: rec.expiry_ms,
                 location: Some(rec.location),
-                value_len: 0,
+                value_len,
                 referenced: false,
             });
-            placed.push((self.index.table_order(hash), hash, slot));
+            placed.push((self.index.table_order(hash), hash, slot, i));
         }
-        placed.sort_unstable_by_key(|&(place, _, _)| place);
-        for (_, hash, slot) in placed {
-            let Err(filed) = self.index.link(hash, slot) else {
-                continue;
-            };
-            let entry = self.index.get(slot).expect("a placed slot is live");
-            let rec = Recovered {
-                kind: RecordKind::Put,
-                seq: entry.version(),
-                expiry_ms: entry.expire_at_ms(),
-                key: &[],
-                value: None,
-                location: entry.location().expect("a placed Put has its record"),
-            };
-            self.index.discard(slot);
-            self.fold(filed, &rec, garbage);
+        // Stable: placed records of one key stay in record order.
+        placed.sort_by_key(|&(place, ..)| place);
+        for (_, hash, slot, i) in placed {
+            let rec = &recs[i];
+            match self.index.link(hash, slot) {
+                Ok(()) => {
+                    let len = self.index.get(slot).map_or(0, |e| e.cached_len());
+                    if self.cached_bytes + len <= self.budget_bytes {
+                        self.cached_bytes += len;
+                    } else {
+                        self.index.take_cached(slot);
+                    }
+                }
+                Err(filed) => {
+                    self.index.discard(slot);
+                    self.fold(filed, rec, garbage);
+                }
+            }
         }
     }
 
@@ -127,16 +136,18 @@ impl Recovery {
             self.cached_bytes -= self.index.take_cached(slot);
         }
         if wins {
-            let value = rec
-                .value
-                .filter(|v| self.cached_bytes + v.len() as u64 <= self.budget_bytes)
-                .map(Cached::copy);
+            let value = self.cacheable(rec.value).map(Cached::copy);
             if let Some(value) = value {
                 self.cached_bytes += value.len() as u64;
                 self.index.set_cached(slot, value);
             }
         }
         self.store(slot, state);
+    }
+
+    /// `value`, if it fits the budget beside the values cached so far.
+    fn cacheable<'v>(&self, value: Option<&'v [u8]>) -> Option<&'v [u8]> {
+        value.filter(|v| self.cached_bytes + v.len() as u64 <= self.budget_bytes)
     }
 
     fn state(&self, slot: u32) -> KeyState {
@@ -168,6 +179,19 @@ impl RecoverySink for &mut Recovery {
         // A hint lists each key once (a Touch may add a second entry for a key).
         self.index
             .reserve(usize::try_from(records).unwrap_or(usize::MAX));
+    }
+
+    fn scanned(&mut self, done: u64, total: u64) {
+        // Keys per byte so far, over the whole: overwrites in the rest only make this
+        // too much by what compaction has not yet reclaimed (the log stays within about
+        // 1.5x its live bytes).
+        if done == 0 || done >= total {
+            return;
+        }
+        let found = self.index.len() as u128;
+        let expected = found * u128::from(total) / u128::from(done);
+        let more = usize::try_from(expected - found).unwrap_or(usize::MAX);
+        self.index.reserve(more);
     }
 
     fn record(&mut self, record: &Recovered<'_>, garbage: &mut Garbage) {
@@ -414,12 +438,24 @@ mod tests {
         }
     }
 
-    /// A shard recovered from `records` with a cache budget of `budget_bytes`.
-    fn recover_with_budget(records: &[Record], budget_bytes: u64) -> Shard<MemoryLog, ManualClock> {
+    /// A shard recovered from `records` with a cache budget of `budget_bytes`, one
+    /// record at a time (`batch` 0) or `batch` at a time.
+    fn recover_with_budget(
+        records: &[Record],
+        budget_bytes: u64,
+        batch: usize,
+    ) -> Shard<MemoryLog, ManualClock> {
         let mut recovery = Recovery::new(budget_bytes);
         let mut garbage = Garbage::default();
-        for r in records {
-            recovery.apply(&r.recovered(), &mut garbage);
+        if batch == 0 {
+            for r in records {
+                recovery.apply(&r.recovered(), &mut garbage);
+            }
+        } else {
+            for chunk in records.chunks(batch) {
+                let recs: Vec<Recovered<'_>> = chunk.iter().map(Record::recovered).collect();
+                recovery.apply_batch(&recs, &mut garbage);
+            }
         }
         let (shard, _) = Shard::recovered(
             MemoryLog::default(),
@@ -432,13 +468,21 @@ mod tests {
 
     #[test]
     fn values_beyond_the_budget_are_left_on_disk() {
-        let shard = recover_with_budget(&records(7, 200, true), 100);
-        let cached: u64 = (0..shard.index.slot_count())
-            .filter_map(|s| shard.index.get(s))
-            .map(|e| e.cached_len())
-            .sum();
-        assert!(cached <= 100);
-        assert_eq!(shard.cached_bytes(), cached);
+        for batch in [0, 1, 7, 64, 10_000] {
+            let shard = recover_with_budget(&records(7, 200, true), 100, batch);
+            let entries = || (0..shard.index.slot_count()).filter_map(|s| shard.index.get(s));
+            let cached: u64 = entries().map(|e| e.cached_len()).sum();
+            assert!(
+                cached > 0 && cached <= 100,
+                "batch {batch}: {cached} bytes cached"
+            );
+            assert_eq!(shard.cached_bytes(), cached);
+            for e in entries() {
+                if let Some(v) = e.value() {
+                    assert_eq!(v, format!("value-{}", e.version()).as_bytes());
+                }
+            }
+        }
     }
 
     #[test]
@@ -457,18 +501,61 @@ mod tests {
             record(RecordKind::Delete, 4, "b", None),
             record(RecordKind::Put, 5, "c", Some("9876543210")),
         ];
-        // Room for two values: the live ones, `a` (seq 2) and `c`.
-        let shard = recover_with_budget(&records, 20);
-        let value = |key: &[u8]| {
-            let slot = shard.index.find(key).expect("live key");
-            shard
-                .index
-                .get(slot)
-                .and_then(|e| e.value().map(<[u8]>::to_vec))
+        // Room for two values: the live ones, `a` (seq 2) and `c`. A batch places
+        // `b` before it meets its Delete, so it must not take that room either.
+        for batch in [0, 1, 2, 5] {
+            let shard = recover_with_budget(&records, 20, batch);
+            let value = |key: &[u8]| {
+                let slot = shard.index.find(key).expect("live key");
+                shard
+                    .index
+                    .get(slot)
+                    .and_then(|e| e.value().map(<[u8]>::to_vec))
+            };
+            assert_eq!(value(b"a"), Some(b"abcdefghij".to_vec()), "batch {batch}");
+            assert_eq!(value(b"c"), Some(b"9876543210".to_vec()), "batch {batch}");
+            assert!(shard.index.find(b"b").is_none());
+            assert_eq!(shard.cached_bytes(), 20);
+        }
+    }
+
+    #[test]
+    fn copies_of_one_record_fold_alike_in_a_batch_and_one_at_a_time() {
+        // Compaction that copied a record and crashed before freeing its source copies
+        // it again: two copies with one seq, maybe in one segment. The one seen later
+        // wins, and the other is garbage.
+        let copy = |offset| Recovered {
+            kind: RecordKind::Put,
+            seq: 9,
+            expiry_ms: 0,
+            key: b"key",
+            value: Some(b"value"),
+            location: Location {
+                segment: 4,
+                offset,
+                length: 64,
+            },
         };
-        assert_eq!(value(b"a"), Some(b"abcdefghij".to_vec()));
-        assert_eq!(value(b"c"), Some(b"9876543210".to_vec()));
-        assert!(shard.index.find(b"b").is_none());
-        assert_eq!(shard.cached_bytes(), 20);
+        let copies = [copy(0), copy(64), copy(128)];
+        for batch in [0, 1, 2, 3] {
+            let mut recovery = Recovery::new(u64::MAX);
+            let mut garbage = Garbage::default();
+            if batch == 0 {
+                copies.iter().for_each(|c| recovery.apply(c, &mut garbage));
+            } else {
+                for chunk in copies.chunks(batch) {
+                    recovery.apply_batch(chunk, &mut garbage);
+                }
+            }
+            let slot = recovery.index.find(b"key").expect("filed");
+            let entry = recovery.index.get(slot).expect("live");
+            assert_eq!(entry.location(), Some(copy(128).location), "batch {batch}");
+            assert_eq!(entry.value(), Some(&b"value"[..]));
+            assert_eq!(recovery.cached_bytes, 5);
+            let mut expected = Garbage::default();
+            expected.mark(copy(0).location);
+            expected.mark(copy(64).location);
+            assert_eq!(garbage, expected, "batch {batch}");
+        }
     }
 }

@@ -13,7 +13,9 @@
 
 use super::disk::Disk;
 use super::error::StorageError;
-use super::format::{decode_record, segment_file_name, Location, RecordKind, ScanCursor, ScanItem};
+use super::format::{
+    scanned_record, segment_file_name, Location, RecordKind, ScanCursor, ScanItem,
+};
 use super::limits::{COMPACT_STEP_BYTES, COMPACT_UNWRITTEN_MAX, SEGMENT_DATA_START};
 use super::log::Log;
 use super::recovery::Window;
@@ -248,10 +250,7 @@ impl<D: Disk> Log<D> {
                     return Ok((progress, None));
                 }
             };
-            let Some(r) = win
-                .get(pos, size)
-                .and_then(|b| decode_record(b, t.nonce).ok())
-            else {
+            let Some(r) = win.get(pos, size).map(|b| scanned_record(b, t.nonce)) else {
                 self.note_damage(t.id, size, &mut progress);
                 continue;
             };

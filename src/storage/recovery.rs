@@ -8,13 +8,13 @@ use std::time::Instant;
 use super::disk::Disk;
 use super::error::StorageError;
 use super::format::{
-    decode_record, parse_segment_file_name, segment_file_name, HeaderBlock, Location, RecordKind,
+    parse_segment_file_name, scanned_record, segment_file_name, HeaderBlock, Location, RecordKind,
     ScanCursor, ScanItem, SegmentHeader, Step,
 };
 use super::hint::{read_hint, Hint, HINT_FILE_NAME};
 use super::limits::{
-    align_down, align_up, BLOCK_SIZE, FLUSH_WRITE_SIZE_MAX, SCAN_READ_SIZE, SEGMENTS_MAX,
-    SEGMENT_DATA_START,
+    align_down, align_up, BLOCK_SIZE, FLUSH_WRITE_SIZE_MAX, RECOVERY_READ_SIZE, SCAN_READ_SIZE,
+    SEGMENTS_MAX, SEGMENT_DATA_START,
 };
 use super::log::{Inner, Log, LogOptions, Pending, Segment, State};
 
@@ -42,6 +42,11 @@ pub trait RecoverySink {
     /// Called once before any record when a hint is used, with the number of records
     /// it lists: room to reserve for a bulk load.
     fn expect(&mut self, _records: u64) {}
+
+    /// Called during a start without a hint, after each sealed segment: `done` of the
+    /// `total` bytes of the sealed segments have been scanned. Room to reserve for the
+    /// keys the rest will likely add, extrapolated from those found so far.
+    fn scanned(&mut self, _done: u64, _total: u64) {}
 
     /// Folds one recovered record in; superseded records go to `garbage`.
     fn record(&mut self, record: &Recovered<'_>, garbage: &mut Garbage);
@@ -105,15 +110,22 @@ pub(super) struct Window<F> {
     start: u32,
     buf: Vec<u8>,
     limit: u32,
+    /// Bytes one read asks for, at least.
+    read_size: u32,
 }
 
 impl<F: Clone> Window<F> {
     pub(super) fn new(file: F, limit: u32) -> Window<F> {
+        Window::with_read_size(file, limit, SCAN_READ_SIZE)
+    }
+
+    fn with_read_size(file: F, limit: u32, read_size: u32) -> Window<F> {
         Window {
             file,
             start: 0,
             buf: Vec::new(),
             limit,
+            read_size,
         }
     }
 
@@ -145,7 +157,7 @@ impl<F: Clone> Window<F> {
         while self.start + (self.buf.len() as u32) < end {
             let at = self.start + self.buf.len() as u32;
             let want = align_up(end - at, BLOCK_SIZE)
-                .max(SCAN_READ_SIZE)
+                .max(self.read_size)
                 .min(read_end - at);
             let bytes = disk.read_at(&self.file, u64::from(at), want).await?;
             if bytes.len() < (end - at) as usize {
@@ -169,18 +181,27 @@ impl<F: Clone> Window<F> {
         loop {
             match cursor.step(&self.buf, self.start) {
                 Step::Item(item) => return Ok(item),
-                Step::NeedBytes { pos, len } => {
-                    self.fill(disk, pos, len).await?;
-                    if self.get(pos, len).is_none() {
-                        return Err(StorageError::Corrupt {
-                            segment: 0,
-                            offset: pos,
-                            what: "scan made no progress",
-                        });
-                    }
-                }
+                Step::NeedBytes { pos, len } => self.advance(disk, pos, len).await?,
             }
         }
+    }
+
+    /// Moves the window so that it holds `[pos, pos + len)`; bytes before `pos` may go.
+    async fn advance<D: Disk<File = F>>(
+        &mut self,
+        disk: &D,
+        pos: u32,
+        len: u32,
+    ) -> Result<(), StorageError> {
+        self.fill(disk, pos, len).await?;
+        if self.get(pos, len).is_none() {
+            return Err(StorageError::Corrupt {
+                segment: 0,
+                offset: pos,
+                what: "scan made no progress",
+            });
+        }
+        Ok(())
     }
 }
 
@@ -385,7 +406,7 @@ async fn scan_segment<D: Disk>(
     sink: &mut impl RecoverySink,
     garbage: &mut Garbage,
 ) -> Result<Scanned, StorageError> {
-    let mut win = Window::new(seg.file.clone(), seg.limit);
+    let mut win = Window::with_read_size(seg.file.clone(), seg.limit, RECOVERY_READ_SIZE);
     let mut cursor = ScanCursor::new(from, seg.limit, seg.header.nonce);
     let mut out = Scanned {
         data_end: from,
@@ -396,16 +417,27 @@ async fn scan_segment<D: Disk>(
         trailing_damage: (0, 0),
     };
     let mut damage = (0u64, 0u64);
+    // Records read from the window and not yet handed to the sink: they go in one batch
+    // before the window moves on, which is when their bytes would go.
+    let mut batch: Vec<(u32, u32)> = Vec::new();
     loop {
-        match win.next(disk, &mut cursor).await? {
+        let item = match cursor.step(&win.buf, win.start) {
+            Step::Item(item) => item,
+            Step::NeedBytes { pos, len } => {
+                hand_over(&win, seg, &batch, sink, garbage);
+                batch.clear();
+                win.advance(disk, pos, len).await?;
+                continue;
+            }
+        };
+        match item {
             ScanItem::Record { pos, size } => {
-                let bytes = win.get(pos, size).unwrap_or(&[]);
-                let r =
-                    decode_record(bytes, seg.header.nonce).map_err(|_| StorageError::Corrupt {
-                        segment: seg.id,
-                        offset: pos,
-                        what: "scanned record does not decode",
-                    })?;
+                let bytes = win.get(pos, size).ok_or(StorageError::Corrupt {
+                    segment: seg.id,
+                    offset: pos,
+                    what: "scanned record is not in the read window",
+                })?;
+                let r = scanned_record(bytes, seg.header.nonce);
                 report.corrupt_skipped += damage.0;
                 report.corrupt_bytes += damage.1;
                 out.garbage += damage.1;
@@ -419,19 +451,7 @@ async fn scan_segment<D: Disk>(
                 out.seq_max = out.seq_max.max(r.seq);
                 *max_seq = (*max_seq).max(r.seq);
                 report.records += 1;
-                let recovered = Recovered {
-                    kind: r.kind,
-                    seq: r.seq,
-                    expiry_ms: r.expiry_ms,
-                    key: r.key,
-                    value: (r.kind == RecordKind::Put).then_some(r.value),
-                    location: Location {
-                        segment: seg.id,
-                        offset: pos,
-                        length: size,
-                    },
-                };
-                sink.record(&recovered, garbage);
+                batch.push((pos, size));
             }
             ScanItem::Damaged { pos, size } => {
                 damage.0 += 1;
@@ -439,12 +459,46 @@ async fn scan_segment<D: Disk>(
                 out.dirty_end = pos + size;
             }
             ScanItem::End { nonzero_end, .. } => {
+                hand_over(&win, seg, &batch, sink, garbage);
                 out.dirty_end = out.dirty_end.max(nonzero_end).max(out.data_end);
                 out.trailing_damage = damage;
                 return Ok(out);
             }
         }
     }
+}
+
+/// Hands the scanned records at `batch` (positions in `win`, checked by the scan) to the
+/// sink in one call: the shard files a batch in table order (`RecoverySink::records`).
+fn hand_over<F: Clone>(
+    win: &Window<F>,
+    seg: &Opened<F>,
+    batch: &[(u32, u32)],
+    sink: &mut impl RecoverySink,
+    garbage: &mut Garbage,
+) {
+    let records: Vec<Recovered<'_>> = batch
+        .iter()
+        .map(|&(pos, size)| {
+            let bytes = win
+                .get(pos, size)
+                .expect("a batch is handed over before the window moves");
+            let r = scanned_record(bytes, seg.header.nonce);
+            Recovered {
+                kind: r.kind,
+                seq: r.seq,
+                expiry_ms: r.expiry_ms,
+                key: r.key,
+                value: (r.kind == RecordKind::Put).then_some(r.value),
+                location: Location {
+                    segment: seg.id,
+                    offset: pos,
+                    length: size,
+                },
+            }
+        })
+        .collect();
+    sink.records(&records, garbage);
 }
 
 impl<D: Disk> Log<D> {
@@ -521,6 +575,15 @@ impl<D: Disk> Log<D> {
         }
 
         let last_index = opened.len().checked_sub(1);
+        // Without a hint, the sealed segments (all but the head, so nearly full) tell the
+        // shard how far the scan has come, so its table grows once or twice rather
+        // than doubling its way up to millions of keys.
+        let sealed = &opened[..last_index.unwrap_or(0)];
+        let sealed_total: u64 = sealed
+            .iter()
+            .map(|o| u64::from(o.limit.saturating_sub(SEGMENT_DATA_START)))
+            .sum();
+        let mut sealed_done = 0u64;
         for (i, seg) in opened.iter().enumerate() {
             let from = match &hint {
                 Some(h) if seg.id < h.segment => None,
@@ -542,6 +605,10 @@ impl<D: Disk> Log<D> {
                     &mut garbage,
                 )
                 .await?;
+                if hint.is_none() && i < sealed.len() {
+                    sealed_done += u64::from(seg.limit.saturating_sub(SEGMENT_DATA_START));
+                    sink.scanned(sealed_done, sealed_total);
+                }
                 segment.data_end = scanned.data_end;
                 segment.seq_min = scanned.seq_min;
                 segment.seq_max = scanned.seq_max;
