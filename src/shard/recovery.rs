@@ -63,7 +63,9 @@ impl Recovery {
     /// budget once its Put is filed or wins a fold, and stays cached if it fits then: a
     /// value superseded within the batch never takes the room of another.
     pub fn apply_batch(&mut self, recs: &[Recovered<'_>], garbage: &mut Garbage) {
-        let mut placed: Vec<(u64, u64, u32, usize)> = Vec::with_capacity(recs.len());
+        // (place in the table, hash, slot, index in `recs`)
+        let mut placed: Vec<(u64, u64, u32, u32)> = Vec::with_capacity(recs.len());
+        let mut copied = false;
         for (i, rec) in recs.iter().enumerate() {
             let hash = self.index.hash(rec.key);
             if rec.kind != RecordKind::Put {
@@ -74,6 +76,7 @@ impl Recovery {
             // copied now, in record order, and kept if the Put is filed within budget.
             let value = self.cacheable(rec.value).map(Cached::copy);
             let value_len = value.as_ref().map_or(0, |v| v.len() as u32);
+            copied |= value.is_some();
             let slot = self.index.place(NewEntry {
                 key: rec.key,
                 value,
@@ -83,14 +86,14 @@ impl Recovery {
                 value_len,
                 referenced: false,
             });
+            let i = u32::try_from(i).expect("a batch holds fewer than 2^32 records");
             placed.push((self.index.table_order(hash), hash, slot, i));
         }
-        // Stable: placed records of one key stay in record order.
-        placed.sort_by_key(|&(place, ..)| place);
+        // Placed records of one key stay in record order.
+        placed.sort_unstable_by_key(|&(place, _, _, i)| (place, i));
         for (_, hash, slot, i) in placed {
-            let rec = &recs[i];
             match self.index.link(hash, slot) {
-                Ok(()) => {
+                Ok(()) if copied => {
                     let len = self.index.get(slot).map_or(0, |e| e.cached_len());
                     if self.cached_bytes + len <= self.budget_bytes {
                         self.cached_bytes += len;
@@ -98,9 +101,10 @@ impl Recovery {
                         self.index.take_cached(slot);
                     }
                 }
+                Ok(()) => {}
                 Err(filed) => {
                     self.index.discard(slot);
-                    self.fold(filed, rec, garbage);
+                    self.fold(filed, &recs[i as usize], garbage);
                 }
             }
         }
