@@ -619,10 +619,20 @@ pub fn fuzz_decode(data: &[u8]) {
         loop {
             match cursor.step(data, 0) {
                 Step::NeedBytes { .. } => panic!("a scan over a whole buffer never needs bytes"),
-                Step::Item(ScanItem::Record { pos, size } | ScanItem::Damaged { pos, size }) => {
+                Step::Item(
+                    item @ (ScanItem::Record { pos, size } | ScanItem::Damaged { pos, size }),
+                ) => {
                     assert_eq!(pos, expected_pos);
                     assert!(size > 0 && pos + size <= limit);
                     expected_pos = pos + size;
+                    if matches!(item, ScanItem::Record { .. }) {
+                        // What recovery and compaction read back without checking again.
+                        let bytes = &data[pos as usize..expected_pos as usize];
+                        assert_eq!(
+                            Ok(scanned_record(bytes, nonce)),
+                            decode_record(bytes, nonce)
+                        );
+                    }
                 }
                 Step::Item(ScanItem::End { pos, nonzero_end }) => {
                     assert_eq!(pos, expected_pos);
