@@ -134,7 +134,9 @@ impl<F: Clone> Window<F> {
         self.buf.get(from..from + len as usize)
     }
 
-    async fn fill<D: Disk<File = F>>(
+    /// Moves the window so that it holds `[pos, pos + len)`, keeping what it holds
+    /// from `pos`'s block on; bytes before that may go.
+    async fn advance<D: Disk<File = F>>(
         &mut self,
         disk: &D,
         pos: u32,
@@ -142,32 +144,38 @@ impl<F: Clone> Window<F> {
     ) -> Result<(), StorageError> {
         let end = pos.saturating_add(len).min(self.limit);
         let have_end = self.start + self.buf.len() as u32;
-        if pos >= self.start && end <= have_end {
-            return Ok(());
-        }
-        let keep_from = align_down(pos, BLOCK_SIZE);
-        if keep_from < self.start || keep_from > have_end {
-            self.start = keep_from;
-            self.buf.clear();
-        } else {
-            self.buf.drain(..(keep_from - self.start) as usize);
-            self.start = keep_from;
-        }
-        let read_end = align_up(self.limit, BLOCK_SIZE);
-        while self.start + (self.buf.len() as u32) < end {
-            let at = self.start + self.buf.len() as u32;
-            let want = align_up(end - at, BLOCK_SIZE)
-                .max(self.read_size)
-                .min(read_end - at);
-            let bytes = disk.read_at(&self.file, u64::from(at), want).await?;
-            if bytes.len() < (end - at) as usize {
-                return Err(StorageError::Corrupt {
-                    segment: 0,
-                    offset: at,
-                    what: "segment file shorter than expected",
-                });
+        if pos < self.start || end > have_end {
+            let keep_from = align_down(pos, BLOCK_SIZE);
+            if keep_from < self.start || keep_from > have_end {
+                self.start = keep_from;
+                self.buf.clear();
+            } else {
+                self.buf.drain(..(keep_from - self.start) as usize);
+                self.start = keep_from;
             }
-            self.buf.extend_from_slice(&bytes);
+            let read_end = align_up(self.limit, BLOCK_SIZE);
+            while self.start + (self.buf.len() as u32) < end {
+                let at = self.start + self.buf.len() as u32;
+                let want = align_up(end - at, BLOCK_SIZE)
+                    .max(self.read_size)
+                    .min(read_end - at);
+                let bytes = disk.read_at(&self.file, u64::from(at), want).await?;
+                if bytes.len() < (end - at) as usize {
+                    return Err(StorageError::Corrupt {
+                        segment: 0,
+                        offset: at,
+                        what: "segment file shorter than expected",
+                    });
+                }
+                self.buf.extend_from_slice(&bytes);
+            }
+        }
+        if self.get(pos, len).is_none() {
+            return Err(StorageError::Corrupt {
+                segment: 0,
+                offset: pos,
+                what: "scan made no progress",
+            });
         }
         Ok(())
     }
@@ -184,24 +192,6 @@ impl<F: Clone> Window<F> {
                 Step::NeedBytes { pos, len } => self.advance(disk, pos, len).await?,
             }
         }
-    }
-
-    /// Moves the window so that it holds `[pos, pos + len)`; bytes before `pos` may go.
-    async fn advance<D: Disk<File = F>>(
-        &mut self,
-        disk: &D,
-        pos: u32,
-        len: u32,
-    ) -> Result<(), StorageError> {
-        self.fill(disk, pos, len).await?;
-        if self.get(pos, len).is_none() {
-            return Err(StorageError::Corrupt {
-                segment: 0,
-                offset: pos,
-                what: "scan made no progress",
-            });
-        }
-        Ok(())
     }
 }
 
