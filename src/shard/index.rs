@@ -467,6 +467,11 @@ impl Index {
         self.table.len()
     }
 
+    /// Keys the table holds before it has to grow.
+    pub fn capacity(&self) -> usize {
+        self.table.capacity()
+    }
+
     /// True when no key is stored.
     pub fn is_empty(&self) -> bool {
         self.table.is_empty()

@@ -51,25 +51,32 @@ impl Recovery {
         self.apply_hashed(self.index.hash(rec.key), rec, garbage);
     }
 
-    /// Folds many records in, with the result of `apply` on each (the fold takes
-    /// records in any order). Meant for a bulk load (a hint, a scanned window of the
-    /// log): each Put is placed in a slot of its own in record order, then the slots
-    /// are filed in the order of their places in the table, so the load walks the table
-    /// front to back where record order would miss the cache (and the TLB) at a random
+    /// Folds many records in, with the result of `apply` on each in turn. Meant for a
+    /// bulk load (a hint, a scanned window of the log): each Put is placed in a slot of
+    /// its own in record order, then the records are folded in the order of their
+    /// keys' places in the table, placed Puts filed, so the load walks the table front
+    /// to back where record order would miss the cache (and the TLB) at a random
     /// bucket per key. A placed key that turns out to be filed already (a second
-    /// record of a key) is folded into that key's slot like any other record; two
-    /// placed records of one key are filed in record order, so on equal seqs (copies of
-    /// one record) the later one wins, as in `apply`. A value counts against the
-    /// budget once its Put is filed or wins a fold, and stays cached if it fits then: a
-    /// value superseded within the batch never takes the room of another.
+    /// record of a key) is folded into that key's slot like any other record. One
+    /// key's records keep their record order, so where seqs tie (copies of a record,
+    /// or a Put and the Delete compaction made of it) the later wins, as in `apply`.
+    /// A value counts against the budget once its Put is filed or wins a fold, and
+    /// stays cached if it fits then: a value superseded within the batch never takes
+    /// the room of another.
     pub fn apply_batch(&mut self, recs: &[Recovered<'_>], garbage: &mut Garbage) {
-        // (place in the table, hash, slot, index in `recs`)
-        let mut placed: Vec<(u64, u64, u32, u32)> = Vec::with_capacity(recs.len());
+        // (place in the table, hash, placed slot or `NOT_PLACED`, index in `recs`)
+        const NOT_PLACED: u32 = u32::MAX;
+        let mut order: Vec<(u64, u64, u32, u32)> = Vec::with_capacity(recs.len());
         let mut copied = false;
         for (i, rec) in recs.iter().enumerate() {
             let hash = self.index.hash(rec.key);
+            let i = u32::try_from(i).expect("a batch holds fewer than 2^32 records");
+            let place = self.index.table_order(hash);
             if rec.kind != RecordKind::Put {
-                self.apply_hashed(hash, rec, garbage);
+                // Folded in its turn below: a Delete or Touch may share its seq with a
+                // Put of its key (compaction turns a dead Put into a Delete of its seq),
+                // and then the one that comes later wins.
+                order.push((place, hash, NOT_PLACED, i));
                 continue;
             }
             // What `apply` leaves for a key whose only record is this Put. The value is
@@ -86,12 +93,16 @@ impl Recovery {
                 value_len,
                 referenced: false,
             });
-            let i = u32::try_from(i).expect("a batch holds fewer than 2^32 records");
-            placed.push((self.index.table_order(hash), hash, slot, i));
+            order.push((place, hash, slot, i));
         }
-        // Placed records of one key stay in record order.
-        placed.sort_unstable_by_key(|&(place, _, _, i)| (place, i));
-        for (_, hash, slot, i) in placed {
+        // One key's records stay in record order.
+        order.sort_unstable_by_key(|&(place, _, _, i)| (place, i));
+        for (_, hash, slot, i) in order {
+            let rec = &recs[i as usize];
+            if slot == NOT_PLACED {
+                self.apply_hashed(hash, rec, garbage);
+                continue;
+            }
             match self.index.link(hash, slot) {
                 Ok(()) if copied => {
                     let len = self.index.get(slot).map_or(0, |e| e.cached_len());
@@ -104,7 +115,7 @@ impl Recovery {
                 Ok(()) => {}
                 Err(filed) => {
                     self.index.discard(slot);
-                    self.fold(filed, &recs[i as usize], garbage);
+                    self.fold(filed, rec, garbage);
                 }
             }
         }
@@ -178,6 +189,10 @@ impl Recovery {
     }
 }
 
+/// At most how many times the keys found so far a scan without a hint reserves room
+/// for (`RecoverySink::scanned`).
+const SCAN_RESERVE_GROWTH: u128 = 8;
+
 impl RecoverySink for &mut Recovery {
     fn expect(&mut self, records: u64) {
         // A hint lists each key once (a Touch may add a second entry for a key).
@@ -186,14 +201,16 @@ impl RecoverySink for &mut Recovery {
     }
 
     fn scanned(&mut self, done: u64, total: u64) {
-        // Keys per byte so far, over the whole: overwrites in the rest only make this
-        // too much by what compaction has not yet reclaimed (the log stays within about
-        // 1.5x its live bytes).
-        if done == 0 || done >= total {
+        // Keys per byte so far, over the whole. A small first segment or denser ones
+        // early on can make that far too much, and a reserved table is never given
+        // back: only once a sixteenth is scanned, and never more than
+        // `SCAN_RESERVE_GROWTH` times the keys found so far.
+        if done == 0 || done < total / 16 || done >= total {
             return;
         }
         let found = self.index.len() as u128;
-        let expected = found * u128::from(total) / u128::from(done);
+        let expected =
+            (found * u128::from(total) / u128::from(done)).min(found * SCAN_RESERVE_GROWTH);
         let more = usize::try_from(expected - found).unwrap_or(usize::MAX);
         self.index.reserve(more);
     }
@@ -520,6 +537,95 @@ mod tests {
             assert_eq!(value(b"c"), Some(b"9876543210".to_vec()), "batch {batch}");
             assert!(shard.index.find(b"b").is_none());
             assert_eq!(shard.cached_bytes(), 20);
+        }
+    }
+
+    #[test]
+    fn a_scan_without_a_hint_reserves_a_bounded_guess() {
+        let mut recovery = Recovery::new(0);
+        let mut garbage = Garbage::default();
+        for k in 0..100u32 {
+            let key = format!("k{k}");
+            recovery.apply(
+                &Recovered {
+                    kind: RecordKind::Put,
+                    seq: u64::from(k) + 1,
+                    expiry_ms: 0,
+                    key: key.as_bytes(),
+                    value: None,
+                    location: Location {
+                        segment: 1,
+                        offset: k * 64,
+                        length: 64,
+                    },
+                },
+                &mut garbage,
+            );
+        }
+        let mut sink = &mut recovery;
+        let before = sink.index.capacity();
+        // A sliver of a large log: too little to guess from.
+        sink.scanned(6400, 1 << 40);
+        assert_eq!(sink.index.capacity(), before);
+        // A sixteenth: 1 600 keys by the bytes, but at most 8 times the 100 found.
+        sink.scanned(1 << 36, 1 << 40);
+        let capacity = sink.index.capacity();
+        assert!((800..1600).contains(&capacity), "capacity {capacity}");
+    }
+
+    #[test]
+    fn records_of_one_seq_fold_in_record_order_in_a_batch() {
+        // Compaction turns a dead Put or Touch into a Delete of the same seq; with a
+        // copy of the Put left from an earlier pass, one segment may hold both. Every
+        // order of such records, cut into batches of every size, must fold as it does
+        // one record at a time.
+        let record = |kind, offset| Recovered {
+            kind,
+            seq: 5,
+            expiry_ms: if kind == RecordKind::Delete {
+                0
+            } else {
+                NOW_MS + 9
+            },
+            key: b"key",
+            value: (kind == RecordKind::Put).then_some(&b"value"[..]),
+            location: Location {
+                segment: 2,
+                offset,
+                length: 64,
+            },
+        };
+        let kinds = [
+            RecordKind::Put,
+            RecordKind::Delete,
+            RecordKind::Touch,
+            RecordKind::Put,
+        ];
+        // Every order of the four: the numbers below 4^4 whose base-4 digits differ.
+        let orders: Vec<Vec<usize>> = (0..256usize)
+            .map(|n| (0..4).map(|d| (n >> (2 * d)) & 3).collect::<Vec<_>>())
+            .filter(|o| (0..4).all(|k| o.contains(&k)))
+            .collect();
+        assert_eq!(orders.len(), 24);
+        let state = |r: &Recovery| r.index.find(b"key").map(|slot| r.state(slot));
+        for order in orders {
+            let recs: Vec<Recovered<'_>> = order
+                .iter()
+                .enumerate()
+                .map(|(at, &k)| record(kinds[k], at as u32 * 64))
+                .collect();
+            let mut one = Recovery::new(u64::MAX);
+            let mut one_garbage = Garbage::default();
+            recs.iter().for_each(|r| one.apply(r, &mut one_garbage));
+            for batch in 1..=recs.len() {
+                let mut many = Recovery::new(u64::MAX);
+                let mut garbage = Garbage::default();
+                for chunk in recs.chunks(batch) {
+                    many.apply_batch(chunk, &mut garbage);
+                }
+                assert_eq!(state(&many), state(&one), "{order:?} in batches of {batch}");
+                assert_eq!(garbage, one_garbage, "{order:?} in batches of {batch}");
+            }
         }
     }
 
