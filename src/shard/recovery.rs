@@ -1,7 +1,8 @@
 //! Rebuilding a shard's index from its log at start.
 //!
-//! The log hands its records in any order (hint entries, then the scanned tail). They
-//! are folded per key with the storage's rule (`KeyState::apply`) straight into the
+//! The log hands its records over in batches: the hint's entries, then what the scan
+//! reads, in log order. They are folded per key with the storage's rule
+//! (`KeyState::apply`, which depends on the order only where seqs tie) straight into the
 //! index the shard will use, so each key is hashed, stored and looked up in one table
 //! only. Most keys are a single Put, whose state is exactly what the entry holds
 //! (version, location, expiry); only keys that also met a Delete or a Touch keep their

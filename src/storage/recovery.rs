@@ -51,8 +51,8 @@ pub trait RecoverySink {
     /// Folds one recovered record in; superseded records go to `garbage`.
     fn record(&mut self, record: &Recovered<'_>, garbage: &mut Garbage);
 
-    /// Folds many records in, in any order (the hint's entries come this way, a batch
-    /// at a time).
+    /// Folds many records in, as `record` on each in turn would (the hint's entries and
+    /// each read of a scan come this way).
     fn records(&mut self, records: &[Recovered<'_>], garbage: &mut Garbage) {
         for record in records {
             self.record(record, garbage);
