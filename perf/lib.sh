@@ -150,7 +150,7 @@ start_server() {
     *) port="$MEMCACHED_PORT" ;;
     esac
     if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-        log "port $port is already in use: pick another with RINGKV_PORT/REDIS_PORT/MEMCACHED_PORT"
+        log "port $port is already in use: pick another with RINGKV_PORT/REDIS_PORT/MEMCACHED_PORT/NULL_PORT"
         return 1
     fi
     case "$kind" in

@@ -747,9 +747,7 @@ impl Index {
     /// then that key's slot comes back as the error and the placed slot stays unfiled,
     /// to be `discard`ed.
     pub fn link(&mut self, hash: u64, slot: u32) -> Result<(), u32> {
-        let slab = &self.slab;
-        let key = slab.key(slot);
-        if let Some(&found) = self.table.find(hash, |&s| slab.key_eq(s, key)) {
+        if let Some(found) = self.find_hashed(hash, self.slab.key(slot)) {
             return Err(found);
         }
         self.file(hash, slot);
