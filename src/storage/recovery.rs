@@ -686,8 +686,9 @@ impl<D: Disk> Log<D> {
 /// the smallest holds the least memory meanwhile.
 const HINT_BATCH: usize = 1 << 16;
 
-/// Hands the hint's entries to the shard, a batch at a time; entries in segments that
-/// no longer exist were superseded by records the scan will find, so they are left out.
+/// Hands the hint's entries to the shard, a batch at a time. Entries in segments that
+/// no longer exist were superseded by records the scan will find, so they are left out,
+/// but for the expiry a Put's entry holds (see below).
 fn yield_hint<F>(
     hint: &Hint,
     opened: &[Opened<F>],
@@ -706,26 +707,49 @@ fn yield_hint<F>(
             what,
         })?;
         let segment = entry.location.segment;
-        let Ok(at) = opened.binary_search_by_key(&segment, |o| o.id) else {
-            // Compaction removed the segment after the hint (its live records were
-            // copied past the position, where the scan finds them), or the segment is
-            // unreadable: then the entry is lost, and counted.
-            if report.unreadable.binary_search(&segment).is_ok() {
-                report.hint_entries_lost += 1;
+        let record = match opened.binary_search_by_key(&segment, |o| o.id) {
+            Ok(at) => {
+                live[at] += u64::from(entry.location.length);
+                Recovered {
+                    kind: entry.kind,
+                    seq: entry.seq,
+                    expiry_ms: entry.expiry_ms,
+                    key: entry.key,
+                    value: None,
+                    location: entry.location,
+                }
             }
-            continue;
+            Err(_) if report.unreadable.binary_search(&segment).is_ok() => {
+                // The entry is lost with its segment, and counted.
+                report.hint_entries_lost += 1;
+                continue;
+            }
+            // Compaction removed the segment after the hint and copied the Put past the
+            // position, where the scan finds it with the expiry it was written with. A
+            // node's hint folds a later EXPIRE or PERSIST into the Put's entry, and that
+            // Touch may lie before the position, unscanned. So the expiry the hint saw
+            // goes on as a Touch just above the Put (no other Put or Delete of the key
+            // can have a seq up to the hint's): anything written after the hint
+            // overrides it, and so does a real Touch the scan finds (the same expiry,
+            // or a later one). It has no bytes of its own (length 0), so it never
+            // counts as garbage.
+            Err(_) if entry.kind == RecordKind::Put && entry.seq < hint.last_seq => Recovered {
+                kind: RecordKind::Touch,
+                seq: entry.seq + 1,
+                expiry_ms: entry.expiry_ms,
+                key: entry.key,
+                value: None,
+                location: Location {
+                    length: 0,
+                    ..entry.location
+                },
+            },
+            // A moved Touch, or a Put with nothing after it: the scan finds it.
+            Err(_) => continue,
         };
-        live[at] += u64::from(entry.location.length);
         report.records += 1;
         report.hint_records += 1;
-        batch.push(Recovered {
-            kind: entry.kind,
-            seq: entry.seq,
-            expiry_ms: entry.expiry_ms,
-            key: entry.key,
-            value: None,
-            location: entry.location,
-        });
+        batch.push(record);
         if batch.len() == HINT_BATCH {
             sink.records(&batch, garbage);
             batch.clear();
@@ -774,7 +798,21 @@ impl KeyState {
                     garbage.mark(r.location);
                     return false;
                 }
-                if let Some(old) = self.base.replace((r.kind, r.seq, r.location, r.expiry_ms)) {
+                // Two Puts of one seq are a record and its copy (compaction's), or a
+                // hint's entry and a copy the scan found: the later's place wins. A copy
+                // holds the expiry the Put was written with, while a hint's entry holds
+                // the key's expiry when the hint was made (a writer may fold an EXPIRE
+                // or PERSIST into it, whose Touch the scan need not reach): the earlier
+                // Put's expiry stays, as the hint is always handed over first.
+                let expiry = match self.base {
+                    Some((RecordKind::Put, seq, _, expiry))
+                        if seq == r.seq && r.kind == RecordKind::Put =>
+                    {
+                        expiry
+                    }
+                    _ => r.expiry_ms,
+                };
+                if let Some(old) = self.base.replace((r.kind, r.seq, r.location, expiry)) {
                     garbage.mark(old.2);
                 }
                 if let Some(t) = self.touch.filter(|t| t.0 < r.seq) {
