@@ -59,7 +59,7 @@ pub const FLUSH_WRITE_SIZE_MAX: u32 = 1024 * 1024;
 pub const SCAN_READ_SIZE: u32 = 1024 * 1024;
 
 /// Size of one read while recovery scans a segment. The records of one read go to the
-/// shard as a batch that it files in table order: a 10 M-key full scan took 6.4-6.7 s
+/// shard as a batch that it files in table order: a 10 M-key full scan took 5.3-6.7 s
 /// with 1 MiB reads, 4.7-5.7 s with 4 MiB and 5.2 s with 16 MiB (`perf/storage.md`).
 pub const RECOVERY_READ_SIZE: u32 = 4 * 1024 * 1024;
 

@@ -707,18 +707,16 @@ fn yield_hint<F>(
             what,
         })?;
         let segment = entry.location.segment;
-        let record = match opened.binary_search_by_key(&segment, |o| o.id) {
-            Ok(at) => {
-                live[at] += u64::from(entry.location.length);
-                Recovered {
-                    kind: entry.kind,
-                    seq: entry.seq,
-                    expiry_ms: entry.expiry_ms,
-                    key: entry.key,
-                    value: None,
-                    location: entry.location,
-                }
-            }
+        let mut record = Recovered {
+            kind: entry.kind,
+            seq: entry.seq,
+            expiry_ms: entry.expiry_ms,
+            key: entry.key,
+            value: None,
+            location: entry.location,
+        };
+        match opened.binary_search_by_key(&segment, |o| o.id) {
+            Ok(at) => live[at] += u64::from(entry.location.length),
             Err(_) if report.unreadable.binary_search(&segment).is_ok() => {
                 // The entry is lost with its segment, and counted.
                 report.hint_entries_lost += 1;
@@ -733,20 +731,14 @@ fn yield_hint<F>(
             // overrides it, and so does a real Touch the scan finds (the same expiry,
             // or a later one). It has no bytes of its own (length 0), so it never
             // counts as garbage.
-            Err(_) if entry.kind == RecordKind::Put && entry.seq < hint.last_seq => Recovered {
-                kind: RecordKind::Touch,
-                seq: entry.seq + 1,
-                expiry_ms: entry.expiry_ms,
-                key: entry.key,
-                value: None,
-                location: Location {
-                    length: 0,
-                    ..entry.location
-                },
-            },
+            Err(_) if entry.kind == RecordKind::Put && entry.seq < hint.last_seq => {
+                record.kind = RecordKind::Touch;
+                record.seq += 1;
+                record.location.length = 0;
+            }
             // A moved Touch, or a Put with nothing after it: the scan finds it.
             Err(_) => continue,
-        };
+        }
         report.records += 1;
         report.hint_records += 1;
         batch.push(record);
