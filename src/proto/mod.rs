@@ -77,7 +77,10 @@ mod tests {
                     delete
                 }
             ),
-            (key(), -1000i64..1000)
+            (
+                key(),
+                prop_oneof![-1000i64..1000, Just(i64::MIN), Just(i64::MAX)]
+            )
                 .prop_filter("nonzero", |(_, d)| *d != 0)
                 .prop_map(|(key, delta)| Request::Incr { key, delta }),
             proptest::collection::vec(key(), 1..20).prop_map(|keys| Request::MGet { keys }),
@@ -89,6 +92,23 @@ mod tests {
                 prefix
             }),
         ]
+    }
+
+    #[test]
+    fn incr_by_i64_min_round_trips() {
+        // Found by the native_frame fuzz target: it went out as a DECR of 2^63, which
+        // the decoder refuses (the amount cannot be negated).
+        for delta in [i64::MIN, i64::MIN + 1, -1, 1, i64::MAX] {
+            let request = Request::Incr {
+                key: Bytes::from_static(b"k"),
+                delta,
+            };
+            let mut wire = bytes::BytesMut::new();
+            encode_request(&mut wire, 1, 0, &request).unwrap();
+            let (h, len) = check(&wire, MAGIC_REQUEST).unwrap().unwrap();
+            assert_eq!(len, wire.len());
+            assert_eq!(decode_request(&h, &wire.freeze()), Ok(request), "{delta}");
+        }
     }
 
     proptest! {

@@ -634,10 +634,11 @@ pub fn encode_request(
             simple(out, Opcode::Expire, 0, &ttl_ms.to_le_bytes(), key, &[])
         }
         Request::Incr { key, delta } => {
-            let (op, amount) = if *delta < 0 {
-                (Opcode::Decr, delta.unsigned_abs())
-            } else {
-                (Opcode::Incr, *delta as u64)
+            // A negative delta goes as DECR of its magnitude, but for i64::MIN: DECR
+            // refuses an amount it cannot negate, so that one goes as INCR of itself.
+            let (op, amount) = match delta.checked_neg() {
+                Some(magnitude) if *delta < 0 => (Opcode::Decr, magnitude as u64),
+                _ => (Opcode::Incr, *delta as u64),
             };
             simple(out, op, 0, &amount.to_le_bytes(), key, &[])
         }
